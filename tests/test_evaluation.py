@@ -54,3 +54,16 @@ def test_evaluation_bad_inputs():
         per_class_report(np.zeros(2), np.zeros(2, int), classes=[0, 5])
     with pytest.raises(ValueError, match="lacks key"):
         format_seed_log([{"clz": 0}])
+
+
+def test_triplet_difficulty_hand_made():
+    from tripletutils.evaluation import DIFFICULTY_NAMES, triplet_difficulty
+
+    d_ap = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    d_an = np.array([3.0, 2.0, 1.5, 1.0, 0.2])
+    codes = triplet_difficulty(d_ap, d_an, margin=1.0)
+    assert [DIFFICULTY_NAMES[c] for c in codes] == ["easy", "easy", "semi-hard", "hard", "hard"]
+    with pytest.raises(ValueError, match="same shape"):
+        triplet_difficulty(d_ap, d_an[:2])
+    with pytest.raises(ValueError, match="non-negative"):
+        triplet_difficulty(d_ap, d_an, margin=-1)

@@ -23,6 +23,8 @@ __all__ = [
     "seed_metric",
     "per_class_report",
     "format_seed_log",
+    "triplet_difficulty",
+    "DIFFICULTY_NAMES",
 ]
 
 
@@ -41,7 +43,9 @@ def _compiled(model: keras.Model):
     """One compiled inference function per model, dropped with the model."""
     fn = _COMPILED.get(model)
     if fn is None:
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        # One trace per model: the batch dimension is left open.
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         _COMPILED[model] = fn
     return fn
 
@@ -255,3 +259,41 @@ def format_seed_log(rows: List[Dict[str, float]]) -> str:
         )
         lines.append(f"acc: {row['acc']:.4f}")
     return "\n".join(lines)
+
+
+#: Names of the three kinds of triplet, by code (see :func:`triplet_difficulty`).
+DIFFICULTY_NAMES = ("easy", "semi-hard", "hard")
+
+
+def triplet_difficulty(d_ap: np.ndarray, d_an: np.ndarray, margin: float = 1.0) -> np.ndarray:
+    """Classify triplets as easy (0), semi-hard (1) or hard (2).
+
+    * easy: ``d(a,n) >= d(a,p) + margin`` (zero loss, no gradient);
+    * semi-hard: ``d(a,p) < d(a,n) < d(a,p) + margin`` (ordered, inside the margin);
+    * hard: ``d(a,n) <= d(a,p)`` (the negative is at least as close as the positive).
+
+    Parameters
+    ----------
+    d_ap, d_an : numpy.ndarray
+        Distances anchor-positive and anchor-negative, same shape ``(T,)``.
+    margin : float, default 1.0
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` codes of shape ``(T,)``; names in :data:`DIFFICULTY_NAMES`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the margin is negative.
+    """
+    d_ap, d_an = np.asarray(d_ap, dtype=np.float64), np.asarray(d_an, dtype=np.float64)
+    if d_ap.shape != d_an.shape:
+        raise ValueError(f"d_ap and d_an must have the same shape, got {d_ap.shape} and {d_an.shape}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
+        raise ValueError(f"margin must be a non-negative float, got {margin!r}")
+    codes = np.full(d_ap.shape, 1, dtype=np.int64)
+    codes[d_an >= d_ap + margin] = 0
+    codes[d_an <= d_ap] = 2
+    return codes

@@ -45,14 +45,19 @@ def _stderr_fd_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def import_tensorflow(min_log_level: int = 2) -> ModuleType:
+def import_tensorflow(min_log_level: int = 3) -> ModuleType:
     """Import TensorFlow without its start-up noise and return the module.
 
     Parameters
     ----------
-    min_log_level : int, default 2
+    min_log_level : int, default 3
         Value for ``TF_CPP_MIN_LOG_LEVEL`` if it is not set yet: 0 shows all
-        C++ logs, 1 hides INFO, 2 hides WARNING, 3 hides ERROR too.
+        C++ logs, 1 hides INFO, 2 hides WARNING, 3 hides ERROR too. The
+        default is 3 because Keras 3.15's ``model.predict`` on TensorFlow 2.21
+        logs a harmless C++ *error* ("NodeDef mentions attribute
+        use_unbounded_threadpool which is not in the op definition") on every
+        call. Errors that matter still arrive as Python exceptions; set the
+        variable yourself to see the C++ logs.
 
     Returns
     -------

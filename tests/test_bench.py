@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from tripletutils.bench import embedding_throughput, hardware_info
+from tripletutils.models import build_embedding_net
+
+
+def test_hardware_info_fields():
+    info = hardware_info()
+    assert set(info) == {"cpu", "cores", "python", "tensorflow", "keras", "onednn", "gpus"}
+    assert int(info["cores"]) >= 1 and info["tensorflow"].startswith("2.")
+
+
+def test_embedding_throughput_rows():
+    net = build_embedding_net(embedding_dim=8, seed=0)
+    x = np.zeros((64, 28, 28, 1), np.float32)
+    rows = embedding_throughput(net, x, batch_sizes=(1, 64), repeats=2, min_images=64)
+    assert [r["batch_size"] for r in rows] == [1, 64]
+    for r in rows:
+        assert r["images_per_second"] > 0
+        assert r["ms_per_batch"] == pytest.approx(1000 * r["batch_size"] / r["images_per_second"])
+
+
+def test_embedding_throughput_bad_input():
+    net = build_embedding_net(embedding_dim=8, seed=0)
+    with pytest.raises(ValueError, match="at least 64 rows"):
+        embedding_throughput(net, np.zeros((4, 28, 28, 1)), batch_sizes=(64,))
+    with pytest.raises(TypeError, match="keras.Model"):
+        embedding_throughput(None, np.zeros((4, 28, 28, 1)))
