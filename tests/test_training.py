@@ -1,0 +1,101 @@
+import dataclasses
+import json
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pytest
+
+from tripletutils.plotting import digit_palette, plot_digit_grid, plot_embedding_maps, plot_triplets
+from tripletutils.recipes import IMPROVED_RECIPE, SEED_RECIPE, Recipe, load_or_train, recipe_inputs
+from tripletutils.training import StepHistory
+
+
+def tiny_data(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    x = rng.random((n, 28, 28, 1)).astype(np.float32) * 0.2
+    for i, c in enumerate(y):
+        x[i, c * 6 : c * 6 + 4, :, 0] += 0.8  # a class-specific bright band
+    return x, y
+
+
+def test_step_history_recovers_per_step_losses():
+    cb = StepHistory()
+    cb.on_epoch_begin(0)
+    true = [4.0, 2.0, 3.0, 1.0]
+    for i, _ in enumerate(true):
+        cb.on_train_batch_end(i, {"loss": np.mean(true[: i + 1])})
+    np.testing.assert_allclose(cb.step_loss, true)
+    cb.on_epoch_begin(1)
+    cb.on_train_batch_end(0, {"loss": 5.0})
+    cb.on_train_batch_end(1, {"loss": 3.0})
+    np.testing.assert_allclose(cb.step_loss[-2:], [5.0, 1.0])
+
+
+def test_step_history_smooth():
+    np.testing.assert_allclose(StepHistory.smooth([1.0, 3.0, 5.0, 7.0], window=2), [1.0, 2.0, 4.0, 6.0])
+    with pytest.raises(ValueError, match="window"):
+        StepHistory.smooth([1.0], window=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        StepHistory(validate_every=0)
+
+
+def test_recipes_differ_only_where_documented():
+    a, b = dataclasses.asdict(SEED_RECIPE), dataclasses.asdict(IMPROVED_RECIPE)
+    assert {k for k in a if a[k] != b[k]} == {"name", "raw_pixels", "activation", "l2_normalize", "sampling"}
+    assert SEED_RECIPE.margin == 1.0 and SEED_RECIPE.squared and SEED_RECIPE.batch_size == 32 and SEED_RECIPE.epochs == 2
+    with pytest.raises(ValueError, match="sampling"):
+        Recipe("x", False, None, False, "online")
+
+
+def test_recipe_inputs_scale():
+    x = np.full((2, 28, 28, 1), 0.5, np.float32)
+    assert recipe_inputs(SEED_RECIPE, x).max() == pytest.approx(127.5)
+    assert recipe_inputs(IMPROVED_RECIPE, x).max() == 0.5
+
+
+@pytest.mark.parametrize("recipe", [SEED_RECIPE, IMPROVED_RECIPE], ids=["seed", "improved"])
+def test_load_or_train_trains_then_loads(tmp_path, recipe):
+    recipe = dataclasses.replace(recipe, epochs=1)
+    x, y = tiny_data()
+    xv, yv = tiny_data(80, seed=1)
+    net, hist, trained = load_or_train(recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0, validate_every=2)
+    assert trained
+    assert len(hist["step_loss"]) >= 5 and np.all(np.isfinite(hist["step_loss"]))
+    assert hist["val_steps"][-1] == len(hist["step_loss"])
+    assert (tmp_path / f"{recipe.name}_triplet.keras").exists()
+    net2, hist2, trained2 = load_or_train(recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0)
+    assert not trained2
+    assert hist2["step_loss"] == hist["step_loss"]
+    np.testing.assert_allclose(net2.predict(x[:4], verbose=0), net.predict(x[:4], verbose=0), atol=1e-6)
+    # another seed is a different model: retrained, not loaded
+    _, _, trained3 = load_or_train(recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0, seed=1)
+    assert trained3
+    assert json.loads((tmp_path / f"{recipe.name}_history.json").read_text())["seed"] == 1
+
+
+def test_plots_return_figures_with_titles():
+    x, y = tiny_data(40)
+    fig = plot_digit_grid(x, y, per_class=3)
+    assert fig._suptitle.get_text() == "MNIST digits by class"
+    t = np.array([[0, 4, 1], [1, 5, 2]])
+    fig = plot_triplets(x, y, t, rows=[0, 1])
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["anchor", "positive", "negative"]
+    labels = np.arange(20) % 10
+    xy = np.random.default_rng(0).random((20, 2))
+    fig = plot_embedding_maps({"a": {"PCA": xy, "UMAP": xy}, "b": {"PCA": xy, "UMAP": xy}}, labels)
+    assert len(fig.axes) == 4 and fig.legends
+    assert len(digit_palette()) == 10
+
+
+def test_plots_reject_bad_input():
+    x, y = tiny_data(40)
+    with pytest.raises(ValueError, match="labels must be"):
+        plot_digit_grid(x, y[:3])
+    with pytest.raises(ValueError, match="rows must be"):
+        plot_triplets(x, y, np.array([[0, 4, 1]]), rows=[3])
+    with pytest.raises(ValueError, match="shape"):
+        plot_embedding_maps({"a": {"PCA": np.zeros((3, 2))}}, np.arange(4))
