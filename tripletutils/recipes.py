@@ -60,7 +60,8 @@ class Recipe:
     margin : float
     squared : bool
         Squared Euclidean distances in the loss.
-    batch_size, epochs : int
+    batch_size : int
+    epochs : int
     learning_rate : float
         Adam's learning rate.
     """
@@ -83,9 +84,12 @@ class Recipe:
             raise ValueError("epochs and batch_size must be at least 1")
 
 
+#: The seed project's recipe, as published.
 SEED_RECIPE = Recipe(
     name="seed", raw_pixels=True, activation="relu", l2_normalize=False, sampling="seed"
 )
+#: The seed's network and budget with [0, 1] pixels, a linear L2-normalised
+#: embedding and random triplets drawn anew every epoch.
 IMPROVED_RECIPE = Recipe(
     name="improved", raw_pixels=False, activation=None, l2_normalize=True, sampling="random"
 )

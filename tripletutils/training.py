@@ -35,8 +35,10 @@ class StepHistory(keras.callbacks.Callback):
     ----------
     step_loss : list of float
         The loss of each training step (global step order).
-    val_steps, val_loss : list of int, list of float
-        Global step at which each validation loss was measured, and its value.
+    val_steps : list of int
+        Global step at which each validation loss was measured.
+    val_loss : list of float
+        The validation losses, one per entry of ``val_steps``.
     """
 
     def __init__(self, validation_data=None, validate_every: int = 100):
