@@ -4,6 +4,8 @@
 #                 when pyproject.toml changes)
 #   make book     setup + execute every notebook afresh + HTML book in _build/html
 #   make test     setup + unit tests + pytest --nbval on the committed notebooks
+#                 + HTML from the committed outputs + browser tests of that HTML
+#   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
 #
 # Offline machines: export TRIPLETUTILS_MNIST=/path/to/mnist.npz first.
@@ -17,7 +19,11 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # One place for the environment every target runs the notebooks in.
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup test unit nbval book html outputs clean
+JB := $(VENV)/bin/jupyter-book
+# Jupyter Book resolves local extensions relative to the config file's folder.
+BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
+
+.PHONY: setup test unit nbval book html browser-deps booktests outputs clean
 
 setup: $(STAMP)
 
@@ -27,24 +33,45 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 unit: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest -m "not book" tests
 
 nbval: setup
 	$(PY) -m pytest --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
 
-test: unit nbval
+test: unit nbval html booktests
 
-# A fresh execution of every notebook (Jupyter Book's "force" mode), then HTML.
+# A fresh execution of every notebook (Jupyter Book's "force" mode), then HTML,
+# with warnings as errors.
 book: setup
-	$(PY) -m jupyter_book build . --path-output . -W -n --keep-going \
-	    --config _config.yml --toc _toc.yml
+	mkdir -p _build
+	$(BOOK_SED) _config.yml > _build/_config_book.yml
+	$(JB) build . -W -n --keep-going --config _build/_config_book.yml --toc _toc.yml
 	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+# The same HTML from the committed outputs (already checked by nbval), no execution.
+html: setup
+	mkdir -p _build
+	$(BOOK_SED) -e 's/execute_notebooks: "force"/execute_notebooks: "off"/' _config.yml > _build/_config_html.yml
+	$(JB) build . -W -n --keep-going --config _build/_config_html.yml --toc _toc.yml
+
+# Debian's chromium and chromium-driver for the browser tests, when missing.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	    echo "chromium and chromedriver found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+	    echo "chromium/chromedriver missing and not root: install Debian's chromium and chromium-driver to run the browser tests"; \
+	fi
+
+booktests: setup browser-deps
+	TRIPLETUTILS_REQUIRE_BOOK=1 $(PY) -m pytest -m book tests
 
 outputs: setup
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 	    start=$$(date +%s); \
-	    ../$(PY) -m jupyter execute --inplace --timeout=1200 "$$nb" 2>/dev/null || exit 1; \
+	    ../$(PY) -m jupyter execute --inplace --timeout=1200 "$$nb" || exit 1; \
 	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
 	done
 	$(PY) -c "import json, base64, pathlib; \
