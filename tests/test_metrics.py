@@ -1,0 +1,105 @@
+"""Retrieval metrics against hand-computed rankings and a plain loop reference."""
+import numpy as np
+import pytest
+
+from tripletutils.metrics import nearest_neighbours, retrieval_metrics
+
+
+def loop_reference(q, ql, r, rl, same_set, ks):
+    """Definitions written out query by query (Musgrave et al. 2020)."""
+    p1, rp, mapr, pk, rk = [], [], [], {k: [] for k in ks}, {k: [] for k in ks}
+    for i in range(len(q)):
+        d = [(np.sum((q[i] - r[j]) ** 2), j) for j in range(len(r)) if not (same_set and i == j)]
+        order = [j for _, j in sorted(d, key=lambda t: (t[0], t[1]))]
+        rel = [rl[j] == ql[i] for j in order]
+        big_r = sum(rel)
+        if big_r == 0:
+            continue
+        p1.append(rel[0])
+        rp.append(sum(rel[:big_r]) / big_r)
+        ap = sum(sum(rel[: n + 1]) / (n + 1) for n in range(big_r) if rel[n]) / big_r
+        mapr.append(ap)
+        for k in ks:
+            pk[k].append(sum(rel[:k]) / k)
+            rk[k].append(any(rel[:k]))
+    out = {"precision_at_1": np.mean(p1), "r_precision": np.mean(rp), "mean_average_precision_at_r": np.mean(mapr)}
+    for k in ks:
+        out[f"precision_at_{k}"] = np.mean(pk[k])
+        out[f"recall_at_{k}"] = np.mean(rk[k])
+    return out
+
+
+def test_hand_made_ranking():
+    # 1-D references: class 0 at 0, 1, 5; class 1 at 2, 3. Query of class 0 at 0.9.
+    refs = np.array([[0.0], [1.0], [5.0], [2.0], [3.0]])
+    labels = np.array([0, 0, 0, 1, 1])
+    q, ql = np.array([[0.9]]), np.array([0])
+    # ranking by distance: 1.0 (c0), 0.0 (c0), 2.0 (c1), 3.0 (c1), 5.0 (c0)
+    np.testing.assert_array_equal(nearest_neighbours(q, refs, 5), [[1, 0, 3, 4, 2]])
+    m = retrieval_metrics(q, ql, refs, labels, ks=(1, 3))
+    assert m["precision_at_1"] == 1.0
+    assert m["precision_at_3"] == pytest.approx(2 / 3)
+    assert m["recall_at_3"] == 1.0
+    assert m["r_precision"] == pytest.approx(2 / 3)  # R = 3, 2 hits in the top 3
+    assert m["mean_average_precision_at_r"] == pytest.approx((1 / 1 + 2 / 2) / 3)
+
+
+def test_ties_break_by_reference_order():
+    refs = np.array([[1.0], [-1.0], [1.0]])
+    labels = np.array([1, 0, 0])
+    q = np.array([[0.0]])
+    np.testing.assert_array_equal(nearest_neighbours(q, refs, 3), [[0, 1, 2]])
+    assert retrieval_metrics(q, np.array([0]), refs, labels, ks=(1,))["precision_at_1"] == 0.0
+
+
+def test_leave_one_out_and_singleton_class():
+    e = np.array([[0.0], [0.1], [5.0], [5.2], [9.0]])
+    y = np.array([0, 0, 1, 1, 2])  # class 2 has one member: no reference for it
+    m = retrieval_metrics(e, y, ks=(1,))
+    assert m["queries_scored"] == 4 and m["queries_skipped"] == 1
+    assert m["precision_at_1"] == 1.0 and m["mean_average_precision_at_r"] == 1.0
+    np.testing.assert_array_equal(nearest_neighbours(e, e, 1, same_set=True)[:, 0], [1, 0, 3, 2, 3])
+
+
+def test_k_larger_than_a_class():
+    e = np.array([[0.0], [0.1], [5.0], [5.1], [5.2], [5.3]])
+    y = np.array([0, 0, 1, 1, 1, 1])
+    m = retrieval_metrics(e, y, ks=(4,))
+    # class-0 queries have one positive: precision@4 = 1/4; class-1 queries have 3 of 4
+    assert m["precision_at_4"] == pytest.approx((2 * 0.25 + 4 * 0.75) / 6)
+    assert m["recall_at_4"] == 1.0
+
+
+@pytest.mark.parametrize("same_set", [True, False])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_loop_reference(same_set, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(30, 3))
+    ql = rng.integers(0, 4, 30)
+    if same_set:
+        r, rl = q, ql
+        got = retrieval_metrics(q, ql, ks=(1, 2, 5))
+    else:
+        r, rl = rng.normal(size=(40, 3)), rng.integers(0, 4, 40)
+        got = retrieval_metrics(q, ql, r, rl, ks=(1, 2, 5), chunk_size=7)
+    ref = loop_reference(q, ql, r, rl, same_set, (1, 2, 5))
+    for key, value in ref.items():
+        assert got[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_bad_inputs():
+    e, y = np.zeros((4, 2)), np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="both references and reference_labels"):
+        retrieval_metrics(e, y, references=e)
+    with pytest.raises(ValueError, match="one label"):
+        retrieval_metrics(e, y[:3])
+    with pytest.raises(TypeError, match="integer classes"):
+        retrieval_metrics(e, y.astype(float))
+    with pytest.raises(ValueError, match="k must be"):
+        nearest_neighbours(e, e, 4, same_set=True)
+    with pytest.raises(ValueError, match="exceeds"):
+        retrieval_metrics(e, y, ks=(10,))
+    with pytest.raises(ValueError, match="no query"):
+        retrieval_metrics(e, np.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="same width"):
+        retrieval_metrics(e, y, np.zeros((4, 3)), y)
