@@ -159,3 +159,17 @@ BAD = [
 def test_bad_inputs(name, call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_pipelines_run_without_the_autotuner():
+    """The autotuner's thread made model.fit return seconds after its last epoch."""
+    y = labels_small()
+    x = np.zeros((12, 2), np.float32)
+    pipelines = [
+        S.triplet_dataset(x, S.seed_offline_triplets(y), 4),
+        S.random_triplet_dataset(x, y, 4)[0],
+        S.pk_dataset(x, y, 2, 2),
+    ]
+    for ds in pipelines:
+        assert ds.options().autotune.enabled is False
+        assert ds.options().deterministic is True
