@@ -27,3 +27,25 @@ def test_embedding_throughput_bad_input():
         embedding_throughput(net, np.zeros((4, 28, 28, 1)), batch_sizes=(64,))
     with pytest.raises(TypeError, match="keras.Model"):
         embedding_throughput(None, np.zeros((4, 28, 28, 1)))
+
+
+def test_training_throughput_on_tiny_data():
+    from tripletutils.bench import training_throughput
+
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 28, 28, 1)).astype(np.float32)
+    y = np.arange(120) % 3
+    row = training_throughput(x, y, batch_size=8, steps=4, steps_per_execution=2)
+    assert row["triplets_per_second"] > 0
+    assert row["seconds_per_60000_triplets"] == pytest.approx(60000 / row["triplets_per_second"])
+    with pytest.raises(ValueError, match="need"):
+        training_throughput(x, y, batch_size=64, steps=10)
+
+
+def test_search_time_and_memory():
+    from tripletutils.bench import peak_memory_mib, search_time
+
+    rng = np.random.default_rng(0)
+    row = search_time(rng.normal(size=(20, 4)), rng.normal(size=(50, 4)), k=3, repeats=2)
+    assert row["queries"] == 20 and row["references"] == 50 and row["seconds"] > 0
+    assert peak_memory_mib() > 10

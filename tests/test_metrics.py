@@ -103,3 +103,12 @@ def test_bad_inputs():
         retrieval_metrics(e, np.array([0, 1, 2, 3]))
     with pytest.raises(ValueError, match="same width"):
         retrieval_metrics(e, y, np.zeros((4, 3)), y)
+
+
+def test_partial_selection_matches_full_stable_sort():
+    rng = np.random.default_rng(3)
+    refs = rng.integers(0, 4, size=(400, 2)).astype(float)  # many exact ties
+    q = rng.integers(0, 4, size=(50, 2)).astype(float)
+    d = ((q[:, None, :] - refs[None]) ** 2).sum(-1)
+    expected = np.argsort(d, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(nearest_neighbours(q, refs, 7, chunk_size=16), expected)

@@ -15,7 +15,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["hardware_info", "embedding_throughput"]
+__all__ = [
+    "hardware_info",
+    "embedding_throughput",
+    "training_throughput",
+    "search_time",
+    "peak_memory_mib",
+    "main",
+]
 
 
 def hardware_info() -> Dict[str, str]:
@@ -127,3 +134,173 @@ def embedding_throughput(
             }
         )
     return rows
+
+
+def training_throughput(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    steps: int = 300,
+    steps_per_execution: int = 1,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """Triplets per second of the seed recipe's training, whole ``fit`` calls timed.
+
+    Builds the seed's network and three-input model (raw 0..255 pixels,
+    squared distances, margin 1, Adam), warms up with one short ``fit`` call,
+    then times one ``fit`` call of ``steps`` batches of the seed's offline
+    triplets from its start to its return (so a stall after the last epoch
+    counts).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``float32`` images in [0, 1], shape ``(N, 28, 28, 1)``.
+    labels : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    batch_size : int
+    steps : int, default 300
+    steps_per_execution : int, default 1
+        Passed to ``model.compile``.
+    seed : int, default 0
+
+    Returns
+    -------
+    dict
+        ``batch_size``, ``steps``, ``steps_per_execution``, ``seconds``,
+        ``triplets_per_second`` and ``seconds_per_60000_triplets``.
+    """
+    # imported here: the package modules are only needed for this measurement
+    from .losses import OfflineTripletLoss
+    from .models import build_embedding_net, build_triplet_model
+    from .sampling import seed_offline_triplets, triplet_dataset
+
+    if batch_size < 1 or steps < 1 or steps_per_execution < 1:
+        raise ValueError("batch_size, steps and steps_per_execution must be at least 1")
+    triplets = seed_offline_triplets(labels, seed=seed)
+    needed = batch_size * steps
+    if needed > len(triplets):
+        raise ValueError(f"{steps} steps of {batch_size} need {needed} triplets, only {len(triplets)} exist")
+    keras.utils.set_random_seed(seed)
+    model = build_triplet_model(build_embedding_net(seed=seed))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=OfflineTripletLoss(margin=1.0, squared=True),
+        steps_per_execution=steps_per_execution,
+    )
+    raw = images * np.float32(255.0)
+    warm = triplet_dataset(raw, triplets[: batch_size * 2 * steps_per_execution], batch_size, seed=seed)
+    model.fit(warm, epochs=1, verbose=0, shuffle=False)
+    data = triplet_dataset(raw, triplets[:needed], batch_size, seed=seed)
+    start = time.perf_counter()
+    model.fit(data, epochs=1, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+    rate = needed / seconds
+    return {
+        "batch_size": batch_size,
+        "steps": steps,
+        "steps_per_execution": steps_per_execution,
+        "seconds": seconds,
+        "triplets_per_second": rate,
+        "seconds_per_60000_triplets": 60000 / rate,
+    }
+
+
+def search_time(queries: np.ndarray, references: np.ndarray, k: int = 1, repeats: int = 3) -> Dict[str, float]:
+    """Seconds for an exact k-nearest-neighbour search (median of ``repeats``).
+
+    Parameters
+    ----------
+    queries, references : numpy.ndarray
+        Shapes ``(Q, dim)`` and ``(N, dim)``.
+    k : int, default 1
+    repeats : int, default 3
+
+    Returns
+    -------
+    dict
+        ``queries``, ``references``, ``dim``, ``k`` and ``seconds`` (median).
+    """
+    from .metrics import nearest_neighbours
+
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        nearest_neighbours(queries, references, k)
+        times.append(time.perf_counter() - start)
+    return {
+        "queries": int(len(queries)),
+        "references": int(len(references)),
+        "dim": int(queries.shape[1]),
+        "k": int(k),
+        "seconds": statistics.median(times),
+    }
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss``)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main(argv=None) -> int:
+    """``python -m tripletutils.bench``: print a table and write JSON.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        ``--output PATH`` (default ``bench.json``), ``--mnist PATH`` (else
+        ``TRIPLETUTILS_MNIST`` or Keras's download), ``--repeats N``.
+
+    Returns
+    -------
+    int
+        0 on success.
+    """
+    import argparse
+    import json
+
+    from .data import load_mnist
+    from .models import build_embedding_net
+
+    parser = argparse.ArgumentParser(prog="python -m tripletutils.bench", description=main.__doc__)
+    parser.add_argument("--output", default="bench.json", help="where to write the JSON results")
+    parser.add_argument("--mnist", default=None, help="path of a local mnist.npz")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per embedding batch size")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    (x_train, y_train), (x_test, _) = load_mnist(args.mnist)
+    results = {"hardware": hardware_info(), "training": [], "embedding": [], "search": None}
+    print(f"{results['hardware']['cpu']}, {results['hardware']['cores']} cores, "
+          f"TensorFlow {results['hardware']['tensorflow']}, oneDNN {results['hardware']['onednn']}")
+    for batch_size, steps, spe in ((32, 300, 1), (32, 300, 50), (256, 60, 1), (256, 60, 10)):
+        row = training_throughput(x_train, y_train, batch_size, steps=steps, steps_per_execution=spe)
+        results["training"].append(row)
+        print(f"train  batch {batch_size:4d}  steps_per_execution {spe:3d}: "
+              f"{row['triplets_per_second']:9,.0f} triplets/s  {row['seconds_per_60000_triplets']:6.1f} s per 60,000")
+    net = build_embedding_net(seed=0)
+    images = np.concatenate([x_test] * 1)[:4096] * np.float32(255.0)
+    for row in embedding_throughput(net, images, batch_sizes=(1, 32, 256, 1024, 4096), repeats=args.repeats):
+        results["embedding"].append(row)
+        print(f"embed  batch {row['batch_size']:4d}: {row['images_per_second']:9,.0f} images/s  "
+              f"(spread {row['spread']:.0%})")
+    from .evaluation import embed
+
+    train_e = embed(net, x_train * np.float32(255.0))
+    test_e = embed(net, x_test * np.float32(255.0))
+    results["search"] = search_time(test_e, train_e, k=1)
+    print(f"search {results['search']['queries']} queries x {results['search']['references']} references "
+          f"(dim {results['search']['dim']}): {results['search']['seconds']:.2f} s")
+    results["peak_memory_mib"] = peak_memory_mib()
+    results["total_seconds"] = time.perf_counter() - started
+    print(f"peak memory {results['peak_memory_mib']:.0f} MiB, total {results['total_seconds']:.0f} s")
+    with open(args.output, "w") as fh:
+        json.dump(results, fh, indent=2)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
