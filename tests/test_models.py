@@ -87,3 +87,11 @@ def test_online_model_save_and_load(tmp_path):
     net.save(tmp_path / "online.keras")
     loaded = keras.models.load_model(tmp_path / "online.keras", safe_mode=True)
     assert isinstance(loaded.loss, BatchHardTripletLoss) and loaded.loss.margin == 0.3
+
+
+def test_dropout_option():
+    kinds = [type(l).__name__ for l in build_embedding_net(dropout=0.0).layers]
+    assert "Dropout" not in kinds
+    assert build_embedding_net(dropout=0.0).count_params() == 112_096
+    with pytest.raises(ValueError, match="dropout"):
+        build_embedding_net(dropout=1.5)

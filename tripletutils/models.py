@@ -69,6 +69,7 @@ def build_embedding_net(
     backbone: Optional[keras.Model] = None,
     seed: Optional[int] = None,
     name: str = "embedding_net",
+    dropout: float = 0.25,
 ) -> keras.Model:
     """The shared network that maps one image to one embedding.
 
@@ -98,6 +99,9 @@ def build_embedding_net(
     seed : int, optional
         Seed of the weight initialisers (else Keras's global seed is used).
     name : str, default "embedding_net"
+    dropout : float, default 0.25
+        Dropout rate after the seed's convolutions (0 removes the layer).
+        Ignored with a ``backbone``.
 
     Returns
     -------
@@ -124,6 +128,8 @@ def build_embedding_net(
         raise ValueError(f"input_shape must hold positive ints, got {input_shape}")
     if backbone is not None and not isinstance(backbone, keras.Model):
         raise TypeError(f"backbone must be a keras.Model, got {type(backbone).__name__}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
     if activation == "linear":
         activation = None
 
@@ -137,7 +143,8 @@ def build_embedding_net(
         x = layers.MaxPooling2D((2, 2))(x)
         x = layers.Conv2D(32, (3, 3), activation="relu", kernel_initializer=conv_init(1))(x)
         x = layers.MaxPooling2D((2, 2))(x)
-        x = layers.Dropout(0.25, seed=init(2))(x)
+        if dropout > 0:
+            x = layers.Dropout(dropout, seed=init(2))(x)
     else:
         expected = tuple(backbone.input_shape[1:])
         if expected != input_shape:

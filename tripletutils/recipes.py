@@ -17,6 +17,7 @@ losses, training).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -64,6 +65,8 @@ class Recipe:
     epochs : int
     learning_rate : float
         Adam's learning rate.
+    dropout : float
+        Dropout rate of the seed's network (0.25).
     """
 
     name: str
@@ -76,6 +79,7 @@ class Recipe:
     batch_size: int = 32
     epochs: int = 2
     learning_rate: float = 1e-3
+    dropout: float = 0.25
 
     def __post_init__(self):
         if self.sampling not in ("seed", "random"):
@@ -127,6 +131,7 @@ def train_recipe(
     log_dir: Union[str, Path, None] = None,
     validate_every: int = 100,
     verbose: int = 2,
+    strategy=None,
 ) -> Tuple[keras.Model, keras.Model, Dict]:
     """Train the three-input model with one recipe.
 
@@ -149,6 +154,11 @@ def train_recipe(
         Steps between validation losses.
     verbose : int, default 2
         Passed to ``model.fit`` (2: one line per epoch).
+    strategy : tf.distribute.Strategy, optional
+        Build and compile the model in ``strategy.scope()``, so that ``fit``
+        runs data-parallel (e.g. ``MirroredStrategy`` over several devices,
+        ``MultiWorkerMirroredStrategy`` over several machines). Each global
+        batch of ``batch_size`` triplets is split between the replicas.
 
     Returns
     -------
@@ -175,14 +185,18 @@ def train_recipe(
     val_ds = triplet_dataset(
         xv, seed_offline_triplets(y_val, seed=seed + 1), batch_size=1024, shuffle=False
     )
-    net = build_embedding_net(
-        activation=recipe.activation, l2_normalize=recipe.l2_normalize, seed=seed
-    )
-    model = build_triplet_model(net)
-    model.compile(
-        optimizer=keras.optimizers.Adam(recipe.learning_rate),
-        loss=OfflineTripletLoss(margin=recipe.margin, squared=recipe.squared),
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        net = build_embedding_net(
+            activation=recipe.activation,
+            l2_normalize=recipe.l2_normalize,
+            seed=seed,
+            dropout=recipe.dropout,
+        )
+        model = build_triplet_model(net)
+        model.compile(
+            optimizer=keras.optimizers.Adam(recipe.learning_rate),
+            loss=OfflineTripletLoss(margin=recipe.margin, squared=recipe.squared),
+        )
     steps_cb = StepHistory(val_ds, validate_every=validate_every)
     callbacks = [steps_cb]
     if log_dir is not None:
