@@ -75,6 +75,9 @@ def test_load_or_train_trains_then_loads(tmp_path, recipe):
     _, _, trained3 = load_or_train(recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0, seed=1)
     assert trained3
     assert json.loads((tmp_path / f"{recipe.name}_history.json").read_text())["seed"] == 1
+    # another split of the data is a different model too
+    _, _, trained4 = load_or_train(recipe, x[:200], y[:200], xv, yv, artifacts=tmp_path, verbose=0, seed=1)
+    assert trained4
 
 
 def test_plots_return_figures_with_titles():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -219,6 +220,20 @@ def train_recipe(
     return net, model, history
 
 
+def _data_fingerprint(*arrays: np.ndarray) -> str:
+    """A short hash of the training and validation data, part of the cache key.
+
+    Labels are hashed whole; images through every 97th one, which tells apart
+    two splits of the same data set without hashing 180 MB.
+    """
+    digest = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(arr)
+        digest.update(str((arr.shape, arr.dtype.str)).encode())
+        digest.update((arr if arr.ndim == 1 else arr[::97]).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def load_or_train(
     recipe: Recipe,
     x_train: np.ndarray,
@@ -235,7 +250,9 @@ def load_or_train(
     Files: ``<artifacts>/<name>_triplet.keras`` (the three-input model),
     ``<name>_embedding.keras`` (the shared network alone) and
     ``<name>_history.json``. A cached model trained with another recipe
-    definition or seed is retrained.
+    definition, seed or training/validation data (a hash of them) is retrained,
+    so a notebook that splits the data differently never loads another
+    notebook's model.
 
     Parameters
     ----------
@@ -258,17 +275,23 @@ def load_or_train(
     trained : bool
         True if it was trained now, False if loaded.
     """
+    data_key = _data_fingerprint(x_train, y_train, x_val, y_val)
     folder = Path(artifacts)
     folder.mkdir(parents=True, exist_ok=True)
     net_path = folder / f"{recipe.name}_embedding.keras"
     hist_path = folder / f"{recipe.name}_history.json"
     if not retrain and net_path.exists() and hist_path.exists():
         history = json.loads(hist_path.read_text())
-        if history.get("recipe") == dataclasses.asdict(recipe) and history.get("seed") == seed:
+        if (
+            history.get("recipe") == dataclasses.asdict(recipe)
+            and history.get("seed") == seed
+            and history.get("data") == data_key
+        ):
             net = keras.models.load_model(net_path, safe_mode=True)
             return net, history, False
     net, model, history = train_recipe(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
     history["seed"] = seed
+    history["data"] = data_key
     model.save(folder / f"{recipe.name}_triplet.keras")
     net.save(net_path)
     hist_path.write_text(json.dumps(history))
