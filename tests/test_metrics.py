@@ -70,18 +70,19 @@ def test_k_larger_than_a_class():
     assert m["recall_at_4"] == 1.0
 
 
+@pytest.mark.parametrize("chunk_size", [1, 7, 1024])
 @pytest.mark.parametrize("same_set", [True, False])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_loop_reference(same_set, seed):
+def test_matches_loop_reference(same_set, seed, chunk_size):
     rng = np.random.default_rng(seed)
     q = rng.normal(size=(30, 3))
     ql = rng.integers(0, 4, 30)
     if same_set:
         r, rl = q, ql
-        got = retrieval_metrics(q, ql, ks=(1, 2, 5))
+        got = retrieval_metrics(q, ql, ks=(1, 2, 5), chunk_size=chunk_size)
     else:
         r, rl = rng.normal(size=(40, 3)), rng.integers(0, 4, 40)
-        got = retrieval_metrics(q, ql, r, rl, ks=(1, 2, 5), chunk_size=7)
+        got = retrieval_metrics(q, ql, r, rl, ks=(1, 2, 5), chunk_size=chunk_size)
     ref = loop_reference(q, ql, r, rl, same_set, (1, 2, 5))
     for key, value in ref.items():
         assert got[key] == pytest.approx(value, abs=1e-12), key
@@ -112,3 +113,12 @@ def test_partial_selection_matches_full_stable_sort():
     d = ((q[:, None, :] - refs[None]) ** 2).sum(-1)
     expected = np.argsort(d, axis=1, kind="stable")[:, :7]
     np.testing.assert_array_equal(nearest_neighbours(q, refs, 7, chunk_size=16), expected)
+
+
+def test_vectorised_selection_without_ties_matches_full_sort():
+    rng = np.random.default_rng(4)
+    refs, q = rng.normal(size=(500, 3)), rng.normal(size=(60, 3))
+    d = ((q[:, None, :] - refs[None]) ** 2).sum(-1)
+    for k in (1, 5, 100):
+        expected = np.argsort(d, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(nearest_neighbours(q, refs, k, chunk_size=25), expected)

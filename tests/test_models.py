@@ -95,3 +95,41 @@ def test_dropout_option():
     assert build_embedding_net(dropout=0.0).count_params() == 112_096
     with pytest.raises(ValueError, match="dropout"):
         build_embedding_net(dropout=1.5)
+
+
+def test_fused_triplet_model_equals_three_branches(tmp_path):
+    net = build_embedding_net(embedding_dim=8, seed=3)
+    plain = build_triplet_model(net)
+    fused = build_triplet_model(net, fused=True)
+    assert fused.count_params() == plain.count_params() == net.count_params()
+    assert [i.name for i in fused.inputs] == ["anchor", "positive", "negative"]
+    assert fused.output_shape == (None, 24)
+    rng = np.random.default_rng(0)
+    inputs = {k: rng.random((5, 28, 28, 1)).astype(np.float32) for k in ("anchor", "positive", "negative")}
+    expected = np.concatenate([net.predict(inputs[k], verbose=0) for k in ("anchor", "positive", "negative")], axis=1)
+    np.testing.assert_allclose(fused.predict(inputs, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(plain.predict(inputs, verbose=0), expected, atol=1e-5)
+    fused.save(tmp_path / "fused.keras")
+    loaded = keras.models.load_model(tmp_path / "fused.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), expected, atol=1e-5)
+    with pytest.raises(TypeError, match="fused"):
+        build_triplet_model(net, fused="yes")
+
+
+def test_fused_training_step_gradients_match():
+    # with dropout off, one step of the fused model gives the same loss and weights
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).random((6, 28, 28, 1)).astype(np.float32)
+    inputs = {"anchor": x[:2], "positive": x[2:4], "negative": x[4:]}
+    results = []
+    for fused in (False, True):
+        net = build_embedding_net(embedding_dim=8, seed=4, dropout=0.0)
+        model = build_triplet_model(net, fused=fused)
+        with tf.GradientTape() as tape:
+            loss = OfflineTripletLoss()(np.zeros(2, np.float32), model(inputs, training=True))
+        grads = tape.gradient(loss, model.trainable_weights)
+        results.append((float(loss), [g.numpy() for g in grads]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -8,7 +8,13 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from tripletutils.plotting import digit_palette, plot_digit_grid, plot_embedding_maps, plot_triplets
+from tripletutils.plotting import (
+    digit_palette,
+    plot_digit_grid,
+    plot_embedding_maps,
+    plot_retrieval_grid,
+    plot_triplets,
+)
 from tripletutils.recipes import IMPROVED_RECIPE, SEED_RECIPE, Recipe, load_or_train, recipe_inputs
 from tripletutils.training import StepHistory
 
@@ -102,3 +108,18 @@ def test_plots_reject_bad_input():
         plot_triplets(x, y, np.array([[0, 4, 1]]), rows=[3])
     with pytest.raises(ValueError, match="shape"):
         plot_embedding_maps({"a": {"PCA": np.zeros((3, 2))}}, np.arange(4))
+
+
+def test_retrieval_grid_marks_wrong_neighbours():
+    x, y = tiny_data(12)
+    nn = np.array([[4, 1, 8], [5, 9, 2]])  # y = i % 4: query 0 (class 0): 4 ok, 1 wrong, 8 ok
+    fig = plot_retrieval_grid(x[:2], y[:2], x, y, nn, title="t")
+    axes = np.array(fig.axes).reshape(2, 4)
+    assert fig._suptitle.get_text() == "t"
+    red = [ax.spines["left"].get_linewidth() > 2 for ax in axes[0]]
+    assert red == [False, False, True, False]
+    assert [ax.get_xlabel() for ax in axes[0]] == ["0", "0", "1", "0"]
+    with pytest.raises(ValueError, match="neighbours"):
+        plot_retrieval_grid(x[:2], y[:2], x, y, np.array([[0, 99], [1, 2]]))
+    with pytest.raises(ValueError, match="neighbours"):
+        plot_retrieval_grid(x[:2], y[:2], x, y, nn[:1])

@@ -143,6 +143,8 @@ def training_throughput(
     steps: int = 300,
     steps_per_execution: int = 1,
     seed: int = 0,
+    fused: bool = False,
+    jit_compile: bool = False,
 ) -> Dict[str, float]:
     """Triplets per second of the seed recipe's training, whole ``fit`` calls timed.
 
@@ -163,12 +165,18 @@ def training_throughput(
     steps_per_execution : int, default 1
         Passed to ``model.compile``.
     seed : int, default 0
+    fused : bool, default False
+        Run the shared network once on the three inputs stacked
+        (``build_triplet_model(..., fused=True)``).
+    jit_compile : bool, default False
+        Passed to ``model.compile`` (XLA).
 
     Returns
     -------
     dict
-        ``batch_size``, ``steps``, ``steps_per_execution``, ``seconds``,
-        ``triplets_per_second`` and ``seconds_per_60000_triplets``.
+        ``batch_size``, ``steps``, ``steps_per_execution``, ``fused``,
+        ``jit_compile``, ``seconds``, ``triplets_per_second`` and
+        ``seconds_per_60000_triplets``.
     """
     # imported here: the package modules are only needed for this measurement
     from .losses import OfflineTripletLoss
@@ -182,11 +190,12 @@ def training_throughput(
     if needed > len(triplets):
         raise ValueError(f"{steps} steps of {batch_size} need {needed} triplets, only {len(triplets)} exist")
     keras.utils.set_random_seed(seed)
-    model = build_triplet_model(build_embedding_net(seed=seed))
+    model = build_triplet_model(build_embedding_net(seed=seed), fused=fused)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=OfflineTripletLoss(margin=1.0, squared=True),
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     raw = images * np.float32(255.0)
     warm = triplet_dataset(raw, triplets[: batch_size * 2 * steps_per_execution], batch_size, seed=seed)
@@ -200,6 +209,8 @@ def training_throughput(
         "batch_size": batch_size,
         "steps": steps,
         "steps_per_execution": steps_per_execution,
+        "fused": fused,
+        "jit_compile": jit_compile,
         "seconds": seconds,
         "triplets_per_second": rate,
         "seconds_per_60000_triplets": 60000 / rate,

@@ -15,7 +15,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["digit_palette", "plot_digit_grid", "plot_triplets", "plot_embedding_maps"]
+__all__ = [
+    "digit_palette",
+    "plot_digit_grid",
+    "plot_triplets",
+    "plot_embedding_maps",
+    "plot_retrieval_grid",
+]
 
 
 def digit_palette(n: int = 10) -> list:
@@ -191,4 +197,75 @@ def plot_embedding_maps(
     fig.legend(handles, names, title="digit", loc="center right", markerscale=4, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
+    return fig
+
+
+def plot_retrieval_grid(
+    query_images: np.ndarray,
+    query_labels: np.ndarray,
+    reference_images: np.ndarray,
+    reference_labels: np.ndarray,
+    neighbours: np.ndarray,
+    title: str = "Queries and their nearest references",
+):
+    """One row per query: the query, then its nearest references in order.
+
+    A neighbour of another class than the query gets a red frame and its
+    label in red, so retrieval failures stand out.
+
+    Parameters
+    ----------
+    query_images : numpy.ndarray
+        Shape ``(Q, 28, 28)`` or ``(Q, 28, 28, 1)``.
+    query_labels : numpy.ndarray
+        Integer labels, shape ``(Q,)``.
+    reference_images : numpy.ndarray
+        Shape ``(N, 28, 28)`` or ``(N, 28, 28, 1)``.
+    reference_labels : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    neighbours : numpy.ndarray
+        Integer positions into the references, shape ``(Q, k)``, nearest first
+        (e.g. from :func:`tripletutils.metrics.nearest_neighbours`).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_images_labels(query_images, query_labels)
+    _check_images_labels(reference_images, reference_labels)
+    if (
+        not isinstance(neighbours, np.ndarray)
+        or neighbours.ndim != 2
+        or len(neighbours) != len(query_images)
+        or not np.issubdtype(neighbours.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"neighbours must be an integer array of shape ({len(query_images)}, k), got "
+            f"{getattr(neighbours, 'shape', type(neighbours).__name__)}"
+        )
+    if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= len(reference_images)):
+        raise ValueError(f"neighbours must be positions in 0..{len(reference_images) - 1}")
+    q, k = neighbours.shape
+    fig, axes = plt.subplots(q, k + 1, figsize=(0.9 * (k + 1), 1.0 * q + 0.6), squeeze=False)
+    wrong = sns.color_palette("colorblind")[3]
+    for r in range(q):
+        row = [(query_images[r], query_labels[r], True)] + [
+            (reference_images[j], reference_labels[j], False) for j in neighbours[r]
+        ]
+        for c, (img, lab, is_query) in enumerate(row):
+            ax = axes[r, c]
+            ax.imshow(_img(img), cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            miss = not is_query and lab != query_labels[r]
+            for spine in ax.spines.values():
+                spine.set_edgecolor(wrong if miss else "0.8")
+                spine.set_linewidth(2.5 if miss else 0.8)
+            ax.set_xlabel(str(lab), fontsize=8, color=wrong if miss else "black")
+            if r == 0:
+                ax.set_title("query" if is_query else f"#{c}", fontsize=9)
+    fig.supxlabel("nearest references, in order (label below; red: another class)", fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
     return fig
