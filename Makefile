@@ -7,6 +7,7 @@
 #                 + HTML from the committed outputs + browser tests of that HTML
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
+#   make bench    python -m tripletutils.bench -> notebooks/bench/cpu_2cores.json
 #
 # Offline machines: export TRIPLETUTILS_MNIST=/path/to/mnist.npz first.
 
@@ -23,7 +24,7 @@ JB := $(VENV)/bin/jupyter-book
 # Jupyter Book resolves local extensions relative to the config file's folder.
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
-.PHONY: setup test unit nbval book html browser-deps booktests outputs clean
+.PHONY: setup test unit nbval book html browser-deps booktests outputs bench clean
 
 setup: $(STAMP)
 
@@ -80,6 +81,11 @@ outputs: setup
 	pathlib.Path('book/images').mkdir(parents=True, exist_ok=True); \
 	pathlib.Path('book/images/embedding_maps.png').write_bytes(base64.b64decode(out[0]['data']['image/png'])); \
 	print('wrote book/images/embedding_maps.png')"
+
+# The benchmark chapter 10 quotes (run it on a quiet machine).
+bench: setup
+	mkdir -p notebooks/bench
+	$(PY) -m tripletutils.bench --output notebooks/bench/cpu_2cores.json
 
 clean:
 	rm -rf _build artifacts notebooks/artifacts

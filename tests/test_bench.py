@@ -40,6 +40,9 @@ def test_training_throughput_on_tiny_data():
     assert row["seconds_per_60000_triplets"] == pytest.approx(60000 / row["triplets_per_second"])
     with pytest.raises(ValueError, match="need"):
         training_throughput(x, y, batch_size=64, steps=10)
+    fast = training_throughput(x, y, batch_size=8, steps=4, steps_per_execution=2, fused=True,
+                               precision="mixed_bfloat16")
+    assert fast["fused"] is True and fast["precision"] == "mixed_bfloat16" and fast["triplets_per_second"] > 0
 
 
 def test_search_time_and_memory():

@@ -67,3 +67,28 @@ def test_triplet_difficulty_hand_made():
         triplet_difficulty(d_ap, d_an[:2])
     with pytest.raises(ValueError, match="non-negative"):
         triplet_difficulty(d_ap, d_an, margin=-1)
+
+
+def test_mixed_precision_copy():
+    import keras
+
+    from tripletutils.evaluation import embed, mixed_precision_copy
+    from tripletutils.models import build_embedding_net, build_lenet_backbone
+
+    net = build_embedding_net(backbone=build_lenet_backbone(seed=0), embedding_dim=16, activation=None,
+                              l2_normalize=True, seed=0)
+    copy = mixed_precision_copy(net)
+    inner = [layer for layer in copy.layers if isinstance(layer, keras.Model)][0]
+    assert all(l.dtype_policy.name == "mixed_bfloat16" for l in inner.layers[1:])
+    assert copy.get_layer("embedding").dtype_policy.name == "mixed_bfloat16"
+    assert net.get_layer("embedding").dtype_policy.name == "float32"  # original unchanged
+    x = np.random.default_rng(0).random((16, 28, 28, 1)).astype(np.float32)
+    a, b = embed(net, x), embed(copy, x)
+    assert b.dtype == np.float32
+    assert 0 < np.max(np.abs(a - b)) < 0.03  # bfloat16 rounding, nothing worse
+    for w1, w2 in zip(net.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+    with pytest.raises(ValueError, match="unknown dtype policy"):
+        mixed_precision_copy(net, "float8")
+    with pytest.raises(TypeError, match="keras.Model"):
+        mixed_precision_copy("net")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tripletutils"
-STANDALONE = ["data.py", "metrics.py", "verification.py", "clustering.py", "sampling.py", "models.py", "losses.py", "evaluation.py", "training.py", "bench.py", "plotting.py", "runtime.py"]
+STANDALONE = ["data.py", "metrics.py", "verification.py", "clustering.py", "distributed.py", "sampling.py", "models.py", "losses.py", "evaluation.py", "training.py", "bench.py", "plotting.py", "runtime.py"]
 
 
 @pytest.mark.parametrize("module", STANDALONE)

@@ -15,7 +15,7 @@ from tripletutils.plotting import (
     plot_retrieval_grid,
     plot_triplets,
 )
-from tripletutils.recipes import IMPROVED_RECIPE, SEED_RECIPE, Recipe, load_or_train, recipe_inputs
+from tripletutils.recipes import IMPROVED_RECIPE, SEED_RECIPE, Recipe, load_or_train, recipe_inputs, train_recipe
 from tripletutils.training import StepHistory
 
 
@@ -123,3 +123,17 @@ def test_retrieval_grid_marks_wrong_neighbours():
         plot_retrieval_grid(x[:2], y[:2], x, y, np.array([[0, 99], [1, 2]]))
     with pytest.raises(ValueError, match="neighbours"):
         plot_retrieval_grid(x[:2], y[:2], x, y, nn[:1])
+
+
+def test_train_recipe_fast_options_keep_the_interface():
+    # fused branches, several steps per call and bfloat16 computations: same outputs, float32 net back
+    x, y = tiny_data(240)
+    recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=1, batch_size=16)
+    net, model, hist = train_recipe(recipe, x[:200], y[:200], x[200:], y[200:], verbose=0, fused=True,
+                                    steps_per_execution=4, precision="mixed_bfloat16", validate_every=5)
+    assert net.get_layer("embedding").dtype_policy.name == "float32"
+    assert model.output.dtype == "float32"
+    assert np.all(np.isfinite(hist["step_loss"])) and len(hist["step_loss"]) == 200 // 16
+    e = net.predict(x[:4], verbose=0)
+    assert e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)

@@ -11,6 +11,8 @@ import statistics
 import time
 from typing import Dict, List, Sequence
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no start-up lines
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -145,6 +147,7 @@ def training_throughput(
     seed: int = 0,
     fused: bool = False,
     jit_compile: bool = False,
+    precision: str = "float32",
 ) -> Dict[str, float]:
     """Triplets per second of the seed recipe's training, whole ``fit`` calls timed.
 
@@ -170,12 +173,15 @@ def training_throughput(
         (``build_triplet_model(..., fused=True)``).
     jit_compile : bool, default False
         Passed to ``model.compile`` (XLA).
+    precision : str, default "float32"
+        Keras dtype policy of the network's computations (e.g.
+        ``"mixed_bfloat16"``); the loss stays float32.
 
     Returns
     -------
     dict
         ``batch_size``, ``steps``, ``steps_per_execution``, ``fused``,
-        ``jit_compile``, ``seconds``, ``triplets_per_second`` and
+        ``jit_compile``, ``precision``, ``seconds``, ``triplets_per_second`` and
         ``seconds_per_60000_triplets``.
     """
     # imported here: the package modules are only needed for this measurement
@@ -190,7 +196,15 @@ def training_throughput(
     if needed > len(triplets):
         raise ValueError(f"{steps} steps of {batch_size} need {needed} triplets, only {len(triplets)} exist")
     keras.utils.set_random_seed(seed)
-    model = build_triplet_model(build_embedding_net(seed=seed), fused=fused)
+    net = build_embedding_net(seed=seed)
+    if precision != "float32":
+        from .evaluation import mixed_precision_copy
+
+        net = mixed_precision_copy(net, precision)
+    model = build_triplet_model(net, fused=fused)
+    if precision != "float32":
+        out = keras.layers.Activation("linear", dtype="float32")(model.outputs[0])
+        model = keras.Model(model.inputs, out)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=OfflineTripletLoss(margin=1.0, squared=True),
@@ -211,6 +225,7 @@ def training_throughput(
         "steps_per_execution": steps_per_execution,
         "fused": fused,
         "jit_compile": jit_compile,
+        "precision": precision,
         "seconds": seconds,
         "triplets_per_second": rate,
         "seconds_per_60000_triplets": 60000 / rate,
@@ -255,6 +270,21 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+#: (label, batch size, steps, steps_per_execution, fused, jit_compile, precision)
+#: of the training rows; the first is the plain Keras 3 port the others are
+#: compared to.
+TRAINING_CONFIGS = (
+    ("plain port (batch 32)", 32, 400, 1, False, False, "float32"),
+    ("+ steps_per_execution=50", 32, 400, 50, False, False, "float32"),
+    ("+ fused branches", 32, 400, 1, True, False, "float32"),
+    ("+ fused + steps_per_execution=50", 32, 400, 50, True, False, "float32"),
+    ("+ fused + steps_per_execution=50 + XLA", 32, 400, 50, True, True, "float32"),
+    ("+ fused + steps_per_execution=50 + bfloat16", 32, 400, 50, True, False, "mixed_bfloat16"),
+    ("batch 256 (plain)", 256, 60, 1, False, False, "float32"),
+    ("batch 256 + fused + spe=10 + bfloat16", 256, 60, 10, True, False, "mixed_bfloat16"),
+)
+
+
 def main(argv=None) -> int:
     """``python -m tripletutils.bench``: print a table and write JSON.
 
@@ -283,20 +313,38 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     (x_train, y_train), (x_test, _) = load_mnist(args.mnist)
-    results = {"hardware": hardware_info(), "training": [], "embedding": [], "search": None}
+    import datetime
+
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python -m tripletutils.bench",
+        "hardware": hardware_info(),
+        "training": [],
+        "embedding": [],
+        "search": None,
+    }
     print(f"{results['hardware']['cpu']}, {results['hardware']['cores']} cores, "
           f"TensorFlow {results['hardware']['tensorflow']}, oneDNN {results['hardware']['onednn']}")
-    for batch_size, steps, spe in ((32, 300, 1), (32, 300, 50), (256, 60, 1), (256, 60, 10)):
-        row = training_throughput(x_train, y_train, batch_size, steps=steps, steps_per_execution=spe)
+    for label, batch_size, steps, spe, fused, jit, precision in TRAINING_CONFIGS:
+        row = training_throughput(
+            x_train, y_train, batch_size, steps=steps, steps_per_execution=spe, fused=fused, jit_compile=jit,
+            precision=precision,
+        )
+        row["label"] = label
         results["training"].append(row)
-        print(f"train  batch {batch_size:4d}  steps_per_execution {spe:3d}: "
-              f"{row['triplets_per_second']:9,.0f} triplets/s  {row['seconds_per_60000_triplets']:6.1f} s per 60,000")
+        print(f"train  {label:44s}: {row['triplets_per_second']:9,.0f} triplets/s  "
+              f"{row['seconds_per_60000_triplets']:6.1f} s per 60,000")
+    from .evaluation import mixed_precision_copy
+
     net = build_embedding_net(seed=0)
-    images = np.concatenate([x_test] * 1)[:4096] * np.float32(255.0)
-    for row in embedding_throughput(net, images, batch_sizes=(1, 32, 256, 1024, 4096), repeats=args.repeats):
-        results["embedding"].append(row)
-        print(f"embed  batch {row['batch_size']:4d}: {row['images_per_second']:9,.0f} images/s  "
-              f"(spread {row['spread']:.0%})")
+    images = x_test[:4096] * np.float32(255.0)
+    for policy in ("float32", "mixed_bfloat16"):
+        model = net if policy == "float32" else mixed_precision_copy(net, policy)
+        for row in embedding_throughput(model, images, batch_sizes=(1, 32, 256, 1024, 4096), repeats=args.repeats):
+            row["precision"] = policy
+            results["embedding"].append(row)
+            print(f"embed  {policy:14s} batch {row['batch_size']:4d}: {row['images_per_second']:9,.0f} images/s  "
+                  f"(spread {row['spread']:.0%})")
     from .evaluation import embed
 
     train_e = embed(net, x_train * np.float32(255.0))

@@ -118,40 +118,61 @@ def nearest_neighbours(
 def _neighbour_blocks(queries, references, k, same_set, chunk_size):
     """Yield ``(start, indices)`` per chunk of queries: the k nearest, exact.
 
-    Squared distances ``|q|^2 - 2 q.r + |r|^2`` in float64, so that ties in
-    hand-made data stay exact ties.
+    Squared distances ``|q|^2 - 2 q.r + |r|^2`` in float32 for float32
+    inputs (embeddings) and in float64 otherwise (so hand-made float64 or
+    integer data keep exact ties). The distance matrix of a chunk is written
+    into one buffer allocated once: on some machines page faults of fresh
+    large arrays cost more than the arithmetic.
     """
-    q = queries.astype(np.float64)
-    r = references.astype(np.float64)
-    r_sq = np.sum(r * r, axis=1)
+    dtype = np.result_type(queries.dtype, references.dtype, np.float32)
+    q = np.ascontiguousarray(queries, dtype=dtype)
+    r = np.ascontiguousarray(references, dtype=dtype)
+    r_sq = np.einsum("ij,ij->i", r, r)
+    q_sq = np.einsum("ij,ij->i", q, q)
+    buf = np.empty((min(chunk_size, len(q)), len(r)), dtype=dtype)
+    scratch = np.empty_like(buf)
     for start in range(0, len(q), chunk_size):
         block = q[start : start + chunk_size]
-        d = np.sum(block * block, axis=1)[:, None] - 2.0 * block @ r.T + r_sq[None, :]
+        d = buf[: len(block)]
+        np.matmul(block, r.T, out=d)
+        d *= -2.0
+        d += r_sq[None, :]
+        d += q_sq[start : start + len(block), None]
         if same_set:
             rows = np.arange(len(block))
             d[rows, start + rows] = np.inf
-        yield start, _k_smallest(d, k)
+        yield start, _k_smallest(d, k, scratch[: len(block)])
 
 
-def _k_smallest(d: np.ndarray, k: int) -> np.ndarray:
+def _k_smallest(d: np.ndarray, k: int, scratch: Optional[np.ndarray] = None) -> np.ndarray:
     """Column indices of the k smallest values per row; ties by column order.
 
-    Exact and deterministic like a stable full sort, in O(N) per row plus a
-    sort of the k selected: a vectorised partial selection, then a sort by
-    (value, column). Rows where values tie with the k-th smallest (so that the
-    partial selection may have picked the wrong member of a tie) are redone
-    exactly from every candidate.
+    Exact and deterministic like a stable full sort: the k-th smallest value
+    of each row (partition), every column at or below it in column order,
+    then a stable sort of those by value. Rows where more than k values tie
+    with the k-th smallest are done one by one the same way.
     """
-    if k >= d.shape[1] // 4:
+    n, m = d.shape
+    if k == 1:
+        return np.argmin(d, axis=1)[:, None]  # argmin keeps the first of ties
+    if k >= m // 4:
         return np.argsort(d, axis=1, kind="stable")[:, :k]
-    part = np.argpartition(d, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(d, part, axis=1)
-    order = np.lexsort((part, vals), axis=-1)  # by value, then by column
-    out = np.take_along_axis(part, order, axis=1)
-    kth = np.take_along_axis(vals, order[:, -1:], axis=1)
-    tied = np.count_nonzero(d <= kth, axis=1) > k
-    for i in np.flatnonzero(tied):
-        cand = np.flatnonzero(d[i] <= kth[i, 0])
+    if scratch is None:
+        scratch = np.empty_like(d)
+    scratch[...] = d
+    scratch.partition(k - 1, axis=1)
+    kth = scratch[:, k - 1 : k].copy()
+    mask = d <= kth
+    exact = np.count_nonzero(mask, axis=1) == k
+    out = np.empty((n, k), dtype=np.int64)
+    if exact.any():
+        rows = np.flatnonzero(exact)
+        sub = mask if len(rows) == n else mask[rows]
+        cols = np.nonzero(sub)[1].reshape(-1, k)  # column order within each row
+        vals = np.take_along_axis(d if len(rows) == n else d[rows], cols, axis=1)
+        out[rows] = np.take_along_axis(cols, np.argsort(vals, axis=1, kind="stable"), axis=1)
+    for i in np.flatnonzero(~exact):
+        cand = np.flatnonzero(mask[i])
         out[i] = cand[np.argsort(d[i, cand], kind="stable")[:k]]
     return out
 

@@ -145,17 +145,21 @@ class MiningRecipe:
         return 3 * (self.p * self.k // 3) if self.triplet_model else self.p * self.k
 
 
-#: The book's best recipe (chapter 7): a LeNet-style network, batch-all
-#: mining on 10 x 16 batches, margin 0.2 on the unit sphere, 2,000 steps.
+#: The book's best recipe (chapter 7): a LeNet-style network, a 64-d
+#: embedding on the unit sphere, batch-all mining on 10 x 16 batches with
+#: margin 0.5, Adam from 3e-3 with cosine decay, 2,000 steps (about 1.5 to 2
+#: minutes on 2 CPU cores).
 BEST_RECIPE = MiningRecipe(
     name="best",
     mining="batch_all",
-    margin=0.2,
+    margin=0.5,
     p=10,
     k=16,
     steps=2000,
+    learning_rate=3e-3,
     network="lenet",
     embedding_dim=64,
+    steps_per_execution=20,
 )
 
 

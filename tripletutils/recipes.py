@@ -28,6 +28,7 @@ from typing import Dict, Optional, Tuple, Union
 import keras
 import numpy as np
 
+from .evaluation import mixed_precision_copy
 from .losses import OfflineTripletLoss
 from .models import build_embedding_net, build_triplet_model
 from .sampling import random_triplet_dataset, seed_offline_triplets, triplet_dataset
@@ -133,6 +134,9 @@ def train_recipe(
     validate_every: int = 100,
     verbose: int = 2,
     strategy=None,
+    fused: bool = False,
+    steps_per_execution: int = 1,
+    precision: str = "float32",
 ) -> Tuple[keras.Model, keras.Model, Dict]:
     """Train the three-input model with one recipe.
 
@@ -160,6 +164,17 @@ def train_recipe(
         runs data-parallel (e.g. ``MirroredStrategy`` over several devices,
         ``MultiWorkerMirroredStrategy`` over several machines). Each global
         batch of ``batch_size`` triplets is split between the replicas.
+    fused : bool, default False
+        Run the shared network once on the three inputs stacked
+        (:func:`tripletutils.models.build_triplet_model` with ``fused=True``).
+    steps_per_execution : int, default 1
+        Training steps per compiled call.
+    precision : str, default "float32"
+        A Keras dtype policy for the training computations, e.g.
+        ``"mixed_bfloat16"`` (weights stay float32; the loss is computed in
+        float32). The returned embedding network computes in float32 either way.
+        ``fused``, ``steps_per_execution`` and ``precision`` change the speed;
+        chapter 10 measures what they do to the results.
 
     Returns
     -------
@@ -193,10 +208,16 @@ def train_recipe(
             seed=seed,
             dropout=recipe.dropout,
         )
-        model = build_triplet_model(net)
+        if precision != "float32":
+            net = mixed_precision_copy(net, precision)  # same initial weights
+        model = build_triplet_model(net, fused=fused)
+        if precision != "float32":  # the loss in float32
+            out = keras.layers.Activation("linear", dtype="float32", name="to_float32")(model.outputs[0])
+            model = keras.Model(model.inputs, out, name=model.name)
         model.compile(
             optimizer=keras.optimizers.Adam(recipe.learning_rate),
             loss=OfflineTripletLoss(margin=recipe.margin, squared=recipe.squared),
+            steps_per_execution=steps_per_execution,
         )
     steps_cb = StepHistory(val_ds, validate_every=validate_every)
     callbacks = [steps_cb]
@@ -214,8 +235,10 @@ def train_recipe(
         verbose=verbose,
     )
     history = steps_cb.as_dict()
-    history["epoch_loss"] = [float(v) for v in fit.history["loss"]]
     history["fit_seconds"] = time.perf_counter() - start
+    history["epoch_loss"] = [float(v) for v in fit.history["loss"]]
+    if precision != "float32":
+        net = mixed_precision_copy(net, "float32")
     history["recipe"] = dataclasses.asdict(recipe)
     return net, model, history
 
