@@ -513,7 +513,7 @@ def train_softmax_baseline(
     )
     steps_cb = StepHistory()
     start = time.perf_counter()
-    classifier.fit(data, epochs=1, steps_per_epoch=recipe.steps, callbacks=[steps_cb], verbose=verbose)
+    classifier.fit(data, epochs=1, steps_per_epoch=recipe.steps, callbacks=[steps_cb], verbose=verbose, shuffle=False)
     return net, classifier, {
         "step_loss": steps_cb.step_loss,
         "fit_seconds": time.perf_counter() - start,

@@ -57,7 +57,9 @@ def import_tensorflow(min_log_level: int = 3) -> ModuleType:
         logs a harmless C++ *error* ("NodeDef mentions attribute
         use_unbounded_threadpool which is not in the op definition") on every
         call. Errors that matter still arrive as Python exceptions; set the
-        variable yourself to see the C++ logs.
+        variable yourself to see the C++ logs. With a level of 1 or more the
+        Python logger ``tensorflow`` is also set to WARNING (it prints INFO
+        lines such as "Assets written to ..." when exporting a SavedModel).
 
     Returns
     -------
@@ -82,6 +84,8 @@ def import_tensorflow(min_log_level: int = 3) -> ModuleType:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # device discovery logs here, once
+    if int(os.environ["TF_CPP_MIN_LOG_LEVEL"]) >= 1:
+        tf.get_logger().setLevel("WARNING")
     return tf
 
 
