@@ -80,9 +80,11 @@ class MiningRecipe:
         Margin of the hinge (ignored by ``soft_margin``).
     squared : bool
         Squared Euclidean distances in the loss.
-    p, k : int
-        Classes per batch and images per class (online schemes); the
-        triplet schemes take ``p * k // 3`` triplets per batch.
+    p : int
+        Classes per batch (online schemes).
+    k : int
+        Images per class in a batch (online schemes). The triplet schemes
+        take ``p * k // 3`` triplets per batch.
     steps : int
         Training steps (the budget).
     learning_rate : float
@@ -145,10 +147,10 @@ class MiningRecipe:
         return 3 * (self.p * self.k // 3) if self.triplet_model else self.p * self.k
 
 
-#: The book's best recipe (chapter 7): a LeNet-style network, a 64-d
-#: embedding on the unit sphere, batch-all mining on 10 x 16 batches with
-#: margin 0.5, Adam from 3e-3 with cosine decay, 2,000 steps (about 1.5 to 2
-#: minutes on 2 CPU cores).
+#: The book's best recipe, used in chapters 7, 8 and 10. A LeNet-style
+#: network, a 64-d embedding on the unit sphere, batch-all mining on 10 x 16
+#: batches with margin 0.5, Adam from 3e-3 with cosine decay, 2,000 steps
+#: (about 1.5 to 2 minutes on 2 CPU cores).
 BEST_RECIPE = MiningRecipe(
     name="best",
     mining="batch_all",
@@ -270,7 +272,7 @@ class Monitor(keras.callbacks.Callback):
         self._step = 0
 
     def record(self) -> Dict[str, float]:
-        """Measure now and append to :attr:`records`.
+        """Measure now and append to ``records``.
 
         Returns
         -------
