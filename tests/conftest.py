@@ -30,3 +30,19 @@ def mnist_path():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def _tiny_data(n=240, seed=0):
+    """n images of 4 classes, each with a class-specific bright band: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    x = rng.random((n, 28, 28, 1)).astype(np.float32) * 0.2
+    for i, c in enumerate(y):
+        x[i, c * 6 : c * 6 + 4, :, 0] += 0.8  # a class-specific bright band
+    return x, y
+
+
+@pytest.fixture
+def tiny_data():
+    """The function ``tiny_data(n=240, seed=0) -> (x, y)``."""
+    return _tiny_data

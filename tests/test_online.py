@@ -21,15 +21,6 @@ from tripletutils.online import (
 )
 
 
-def tiny_data(n=240, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 4
-    x = rng.random((n, 28, 28, 1)).astype(np.float32) * 0.2
-    for i, c in enumerate(y):
-        x[i, c * 6 : c * 6 + 4, :, 0] += 0.8  # a class-specific bright band
-    return x, y
-
-
 def test_equal_budget_per_step():
     for scheme in MINING_SCHEMES:
         assert MiningRecipe("r", mining=scheme, p=8, k=12).images_per_step == 96
@@ -80,7 +71,7 @@ def test_build_recipe_net():
     assert "l2_normalize" not in [layer.name for layer in seed_net.layers]
 
 
-def test_monitor_records_match_direct_computation():
+def test_monitor_records_match_direct_computation(tiny_data):
     x, y = tiny_data(80)
     net = build_recipe_net(MiningRecipe("r", embedding_dim=8), seed=0)
     mon = Monitor(net, x, y, every=2, margin=0.2, probe_size=40)
@@ -99,7 +90,7 @@ def test_monitor_records_match_direct_computation():
 
 
 @pytest.mark.parametrize("scheme", MINING_SCHEMES)
-def test_train_mining_every_scheme(scheme):
+def test_train_mining_every_scheme(tiny_data, scheme):
     x, y = tiny_data(240)
     recipe = MiningRecipe("r", mining=scheme, p=4, k=6, steps=6, embedding_dim=8)
     net, hist = train_mining(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=3)
@@ -111,7 +102,7 @@ def test_train_mining_every_scheme(scheme):
     assert net.output_shape == (None, 8)
 
 
-def test_training_learns_and_is_deterministic():
+def test_training_learns_and_is_deterministic(tiny_data):
     x, y = tiny_data(240)
     recipe = MiningRecipe("r", mining="batch_all", p=4, k=8, steps=40, embedding_dim=8, learning_rate=3e-3)
     net, hist = train_mining(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40)
@@ -120,7 +111,7 @@ def test_training_learns_and_is_deterministic():
     np.testing.assert_allclose(hist["step_loss"], hist2["step_loss"], rtol=1e-5)
 
 
-def test_load_or_train_mining_cache(tmp_path):
+def test_load_or_train_mining_cache(tiny_data, tmp_path):
     x, y = tiny_data(240)
     recipe = MiningRecipe("tiny", mining="batch_hard", p=4, k=4, steps=3, embedding_dim=8)
     net, hist, trained = load_or_train_mining(recipe, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path)
@@ -135,7 +126,7 @@ def test_load_or_train_mining_cache(tmp_path):
     assert trained4  # other monitoring data: retrained
 
 
-def test_softmax_baseline_learns_and_checks_labels():
+def test_softmax_baseline_learns_and_checks_labels(tiny_data):
     x, y = tiny_data(240)
     recipe = MiningRecipe("r", p=4, k=8, steps=30, embedding_dim=8, learning_rate=3e-3)
     net, clf, hist = train_softmax_baseline(recipe, x, y)
@@ -149,7 +140,7 @@ def test_softmax_baseline_learns_and_checks_labels():
         train_softmax_baseline(recipe, x[:-1], y)
 
 
-def test_steps_per_execution_changes_nothing_but_speed():
+def test_steps_per_execution_changes_nothing_but_speed(tiny_data):
     x, y = tiny_data(240)
     recipe = MiningRecipe("r", mining="batch_all", p=4, k=6, steps=12, embedding_dim=8, dropout=0.0)
     fast = dataclasses.replace(recipe, steps_per_execution=4)

@@ -19,15 +19,6 @@ from tripletutils.recipes import IMPROVED_RECIPE, SEED_RECIPE, Recipe, load_or_t
 from tripletutils.training import StepHistory
 
 
-def tiny_data(n=240, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 4
-    x = rng.random((n, 28, 28, 1)).astype(np.float32) * 0.2
-    for i, c in enumerate(y):
-        x[i, c * 6 : c * 6 + 4, :, 0] += 0.8  # a class-specific bright band
-    return x, y
-
-
 def test_step_history_recovers_per_step_losses():
     cb = StepHistory()
     cb.on_epoch_begin(0)
@@ -64,7 +55,7 @@ def test_recipe_inputs_scale():
 
 
 @pytest.mark.parametrize("recipe", [SEED_RECIPE, IMPROVED_RECIPE], ids=["seed", "improved"])
-def test_load_or_train_trains_then_loads(tmp_path, recipe):
+def test_load_or_train_trains_then_loads(tiny_data, tmp_path, recipe):
     recipe = dataclasses.replace(recipe, epochs=1)
     x, y = tiny_data()
     xv, yv = tiny_data(80, seed=1)
@@ -86,7 +77,37 @@ def test_load_or_train_trains_then_loads(tmp_path, recipe):
     assert trained4
 
 
-def test_plots_return_figures_with_titles():
+def test_cached_training_key_decides_load_or_train(tmp_path):
+    from tripletutils.models import build_embedding_net
+    from tripletutils.recipes import cached_training
+
+    calls = []
+
+    def train():
+        calls.append(1)
+        net = build_embedding_net(embedding_dim=4, seed=len(calls))
+        return net, {"step_loss": [1.0, 0.5]}, {"other.keras": net}
+
+    net, hist, trained = cached_training("r", {"seed": 0, "data": "abc"}, train, artifacts=tmp_path)
+    assert trained and calls == [1] and hist["seed"] == 0 and hist["data"] == "abc"
+    assert (tmp_path / "other.keras").exists() and (tmp_path / "r_embedding.keras").exists()
+    loaded, hist2, trained2 = cached_training("r", {"seed": 0, "data": "abc"}, train, artifacts=tmp_path)
+    assert not trained2 and calls == [1] and hist2 == hist
+    x = np.ones((2, 28, 28, 1), np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), net.predict(x, verbose=0), atol=1e-6)
+    # one changed entry of the key, or retrain=True: trained again
+    assert cached_training("r", {"seed": 0, "data": "xyz"}, train, artifacts=tmp_path)[2] and calls == [1, 1]
+    assert cached_training("r", {"seed": 0, "data": "xyz"}, train, artifacts=tmp_path, retrain=True)[2]
+    assert len(calls) == 3
+    with pytest.raises(TypeError, match="key must be a dict"):
+        cached_training("r", [("seed", 0)], train, artifacts=tmp_path)
+    with pytest.raises(TypeError, match="train must be callable"):
+        cached_training("r", {}, None, artifacts=tmp_path)
+    with pytest.raises(TypeError, match="name must be a non-empty str"):
+        cached_training("", {}, train, artifacts=tmp_path)
+
+
+def test_plots_return_figures_with_titles(tiny_data):
     x, y = tiny_data(40)
     fig = plot_digit_grid(x, y, per_class=3)
     assert fig._suptitle.get_text() == "MNIST digits by class"
@@ -100,7 +121,7 @@ def test_plots_return_figures_with_titles():
     assert len(digit_palette()) == 10
 
 
-def test_plots_reject_bad_input():
+def test_plots_reject_bad_input(tiny_data):
     x, y = tiny_data(40)
     with pytest.raises(ValueError, match="labels must be"):
         plot_digit_grid(x, y[:3])
@@ -110,7 +131,7 @@ def test_plots_reject_bad_input():
         plot_embedding_maps({"a": {"PCA": np.zeros((3, 2))}}, np.arange(4))
 
 
-def test_retrieval_grid_marks_wrong_neighbours():
+def test_retrieval_grid_marks_wrong_neighbours(tiny_data):
     x, y = tiny_data(12)
     nn = np.array([[4, 1, 8], [5, 9, 2]])  # y = i % 4: query 0 (class 0): 4 ok, 1 wrong, 8 ok
     fig = plot_retrieval_grid(x[:2], y[:2], x, y, nn, title="t")
@@ -125,7 +146,7 @@ def test_retrieval_grid_marks_wrong_neighbours():
         plot_retrieval_grid(x[:2], y[:2], x, y, nn[:1])
 
 
-def test_train_recipe_fast_options_keep_the_interface():
+def test_train_recipe_fast_options_keep_the_interface(tiny_data):
     # fused branches, several steps per call and bfloat16 computations: same outputs, float32 net back
     x, y = tiny_data(240)
     recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=1, batch_size=16)

@@ -25,8 +25,6 @@ This module builds on the other ``tripletutils`` modules.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -38,7 +36,7 @@ from . import losses as L
 from .evaluation import embed
 from .metrics import retrieval_metrics
 from .models import build_embedding_net, build_lenet_backbone, build_triplet_model
-from .recipes import _data_fingerprint
+from .recipes import _data_fingerprint, cached_training
 from .sampling import pk_dataset, random_triplet_dataset, seed_offline_triplets, triplet_dataset
 from .training import StepHistory
 
@@ -424,24 +422,13 @@ def load_or_train_mining(
     trained : bool
         True if trained now, False if loaded.
     """
-    data_key = _data_fingerprint(x_train, y_train, x_val, y_val)
-    folder = Path(artifacts)
-    folder.mkdir(parents=True, exist_ok=True)
-    net_path = folder / f"{recipe.name}_embedding.keras"
-    hist_path = folder / f"{recipe.name}_history.json"
-    if not retrain and net_path.exists() and hist_path.exists():
-        history = json.loads(hist_path.read_text())
-        if (
-            history.get("recipe") == dataclasses.asdict(recipe)
-            and history.get("seed") == seed
-            and history.get("data") == data_key
-        ):
-            return keras.models.load_model(net_path, safe_mode=True), history, False
-    net, history = train_mining(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
-    history["seed"], history["data"] = seed, data_key
-    net.save(net_path)
-    hist_path.write_text(json.dumps(history, allow_nan=True))
-    return net, history, True
+    def train():
+        net, history = train_mining(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
+        return net, history, {}
+
+    key = {"recipe": dataclasses.asdict(recipe), "seed": seed,
+           "data": _data_fingerprint(x_train, y_train, x_val, y_val)}
+    return cached_training(recipe.name, key, train, artifacts=artifacts, retrain=retrain)
 
 
 def train_softmax_baseline(

@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import keras
 import numpy as np
@@ -41,6 +41,7 @@ __all__ = [
     "recipe_inputs",
     "train_recipe",
     "load_or_train",
+    "cached_training",
 ]
 
 
@@ -257,6 +258,72 @@ def _data_fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
+def cached_training(
+    name: str,
+    key: Dict,
+    train: Callable[[], Tuple[keras.Model, Dict, Dict[str, keras.Model]]],
+    artifacts: Union[str, Path] = "artifacts",
+    retrain: bool = False,
+) -> Tuple[keras.Model, Dict, bool]:
+    """The cache behind :func:`load_or_train` and ``online.load_or_train_mining``.
+
+    Loads ``<artifacts>/<name>_embedding.keras`` when
+    ``<artifacts>/<name>_history.json`` holds every entry of ``key`` with the
+    same value; otherwise calls ``train`` and saves its network, its history
+    updated with ``key``, and any other models it returns.
+
+    Parameters
+    ----------
+    name : str
+        File-name prefix.
+    key : dict
+        JSON-serialisable entries that identify the run (recipe, seed, data
+        fingerprint); a cached run with any other value is retrained.
+    train : callable
+        No arguments; returns ``(net, history, others)``: the embedding
+        network, a JSON-serialisable dict, and ``{file name: model}`` of other
+        models to save next to it.
+    artifacts : str or Path, default "artifacts"
+        Cache folder (created if needed).
+    retrain : bool, default False
+        Train even if the cache holds the run.
+
+    Returns
+    -------
+    net : keras.Model
+    history : dict
+        The saved history (with the entries of ``key``).
+    trained : bool
+        True if ``train`` ran now, False if loaded.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string, ``key`` not a dict or ``train`` not callable.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not isinstance(key, dict):
+        raise TypeError(f"key must be a dict, got {type(key).__name__}")
+    if not callable(train):
+        raise TypeError(f"train must be callable, got {type(train).__name__}")
+    folder = Path(artifacts)
+    folder.mkdir(parents=True, exist_ok=True)
+    net_path = folder / f"{name}_embedding.keras"
+    hist_path = folder / f"{name}_history.json"
+    if not retrain and net_path.exists() and hist_path.exists():
+        history = json.loads(hist_path.read_text())
+        if all(history.get(k) == v for k, v in key.items()):
+            return keras.models.load_model(net_path, safe_mode=True), history, False
+    net, history, others = train()
+    history.update(key)
+    for file_name, model in others.items():
+        model.save(folder / file_name)
+    net.save(net_path)
+    hist_path.write_text(json.dumps(history))
+    return net, history, True
+
+
 def load_or_train(
     recipe: Recipe,
     x_train: np.ndarray,
@@ -298,24 +365,10 @@ def load_or_train(
     trained : bool
         True if it was trained now, False if loaded.
     """
-    data_key = _data_fingerprint(x_train, y_train, x_val, y_val)
-    folder = Path(artifacts)
-    folder.mkdir(parents=True, exist_ok=True)
-    net_path = folder / f"{recipe.name}_embedding.keras"
-    hist_path = folder / f"{recipe.name}_history.json"
-    if not retrain and net_path.exists() and hist_path.exists():
-        history = json.loads(hist_path.read_text())
-        if (
-            history.get("recipe") == dataclasses.asdict(recipe)
-            and history.get("seed") == seed
-            and history.get("data") == data_key
-        ):
-            net = keras.models.load_model(net_path, safe_mode=True)
-            return net, history, False
-    net, model, history = train_recipe(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
-    history["seed"] = seed
-    history["data"] = data_key
-    model.save(folder / f"{recipe.name}_triplet.keras")
-    net.save(net_path)
-    hist_path.write_text(json.dumps(history))
-    return net, history, True
+    def train():
+        net, model, history = train_recipe(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
+        return net, history, {f"{recipe.name}_triplet.keras": model}
+
+    key = {"recipe": dataclasses.asdict(recipe), "seed": seed,
+           "data": _data_fingerprint(x_train, y_train, x_val, y_val)}
+    return cached_training(recipe.name, key, train, artifacts=artifacts, retrain=retrain)
