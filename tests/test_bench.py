@@ -45,6 +45,22 @@ def test_training_throughput_on_tiny_data():
     assert fast["fused"] is True and fast["precision"] == "mixed_bfloat16" and fast["triplets_per_second"] > 0
 
 
+def test_training_throughput_arrays_feed_and_repeats():
+    from tripletutils.bench import training_throughput
+
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 28, 28, 1)).astype(np.float32)
+    y = np.arange(120) % 3
+    row = training_throughput(x, y, batch_size=8, steps=3, feed="arrays", repeats=3)
+    assert row["feed"] == "arrays" and len(row["seconds_all"]) == 3
+    assert row["seconds"] == sorted(row["seconds_all"])[1]  # the median of three
+    assert row["triplets_per_second"] == pytest.approx(24 / row["seconds"])
+    with pytest.raises(ValueError, match='feed must be "dataset" or "arrays"'):
+        training_throughput(x, y, batch_size=8, steps=3, feed="generator")
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        training_throughput(x, y, batch_size=8, steps=3, repeats=0)
+
+
 def test_search_time_and_memory():
     from tripletutils.bench import peak_memory_mib, search_time
 

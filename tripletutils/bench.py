@@ -148,14 +148,16 @@ def training_throughput(
     fused: bool = False,
     jit_compile: bool = False,
     precision: str = "float32",
-) -> Dict[str, float]:
+    feed: str = "dataset",
+    repeats: int = 1,
+) -> Dict[str, object]:
     """Triplets per second of the seed recipe's training, whole ``fit`` calls timed.
 
     Builds the seed's network and three-input model (raw 0..255 pixels,
     squared distances, margin 1, Adam), warms up with one short ``fit`` call,
-    then times one ``fit`` call of ``steps`` batches of the seed's offline
-    triplets from its start to its return (so a stall after the last epoch
-    counts).
+    then times ``repeats`` ``fit`` calls of ``steps`` batches of the seed's
+    offline triplets, each from its start to its return (so a stall after the
+    last epoch counts); the median call gives the figure.
 
     Parameters
     ----------
@@ -176,21 +178,40 @@ def training_throughput(
     precision : str, default "float32"
         Keras dtype policy of the network's computations (e.g.
         ``"mixed_bfloat16"``); the loss stays float32.
+    feed : {"dataset", "arrays"}, default "dataset"
+        ``"arrays"``: the seed's way, three NumPy arrays of images (one row
+        per triplet) given to ``model.fit`` with ``batch_size`` and
+        ``shuffle=True``. ``"dataset"``: :func:`tripletutils.sampling.triplet_dataset`,
+        a ``tf.data`` pipeline that gathers each batch's images by index from
+        one in-memory tensor and prefetches.
+    repeats : int, default 1
+        Timed ``fit`` calls (on the same model, one after the other).
 
     Returns
     -------
     dict
         ``batch_size``, ``steps``, ``steps_per_execution``, ``fused``,
-        ``jit_compile``, ``precision``, ``seconds``, ``triplets_per_second`` and
-        ``seconds_per_60000_triplets``.
+        ``jit_compile``, ``precision``, ``feed``, ``seconds`` (median call),
+        ``seconds_all`` (list), ``triplets_per_second`` and
+        ``seconds_per_60000_triplets`` (from the median).
+
+    Raises
+    ------
+    ValueError
+        On a non-positive size, an unknown ``feed`` or too few triplets.
     """
     # imported here: the package modules are only needed for this measurement
     from .losses import OfflineTripletLoss
     from .models import build_embedding_net, build_triplet_model
     from .sampling import seed_offline_triplets, triplet_dataset
 
-    if batch_size < 1 or steps < 1 or steps_per_execution < 1:
-        raise ValueError("batch_size, steps and steps_per_execution must be at least 1")
+    if min(batch_size, steps, steps_per_execution, repeats) < 1:
+        raise ValueError(
+            "batch_size, steps, steps_per_execution and repeats must be at least 1, got "
+            f"{batch_size}, {steps}, {steps_per_execution}, {repeats}"
+        )
+    if feed not in ("dataset", "arrays"):
+        raise ValueError(f'feed must be "dataset" or "arrays", got {feed!r}')
     triplets = seed_offline_triplets(labels, seed=seed)
     needed = batch_size * steps
     if needed > len(triplets):
@@ -212,12 +233,28 @@ def training_throughput(
         jit_compile=jit_compile,
     )
     raw = images * np.float32(255.0)
-    warm = triplet_dataset(raw, triplets[: batch_size * 2 * steps_per_execution], batch_size, seed=seed)
-    model.fit(warm, epochs=1, verbose=0, shuffle=False)
-    data = triplet_dataset(raw, triplets[:needed], batch_size, seed=seed)
-    start = time.perf_counter()
-    model.fit(data, epochs=1, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - start
+    warm_rows = min(needed, batch_size * 2 * steps_per_execution)
+    if feed == "arrays":
+        names = ("anchor", "positive", "negative")
+        arrays = {name: raw[triplets[:needed, j]] for j, name in enumerate(names)}
+        dummy = np.zeros(needed, np.float32)
+
+        def run(rows):
+            model.fit({k: v[:rows] for k, v in arrays.items()}, dummy[:rows], batch_size=batch_size,
+                      epochs=1, verbose=0, shuffle=True)
+    else:
+
+        def run(rows):
+            data = triplet_dataset(raw, triplets[:rows], batch_size, seed=seed)
+            model.fit(data, epochs=1, verbose=0, shuffle=False)  # the dataset shuffles itself
+
+    run(warm_rows)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(needed)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
     rate = needed / seconds
     return {
         "batch_size": batch_size,
@@ -226,7 +263,9 @@ def training_throughput(
         "fused": fused,
         "jit_compile": jit_compile,
         "precision": precision,
+        "feed": feed,
         "seconds": seconds,
+        "seconds_all": times,
         "triplets_per_second": rate,
         "seconds_per_60000_triplets": 60000 / rate,
     }
@@ -270,18 +309,23 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-#: (label, batch size, steps, steps_per_execution, fused, jit_compile, precision)
-#: of the training rows; the first is the plain Keras 3 port the others are
-#: compared to.
+#: The training rows: label, then the keyword arguments of
+#: :func:`training_throughput`. The first row is the plain Keras 3 port of the
+#: seed (``model.fit`` on three NumPy arrays, batch 32), which the others are
+#: compared to; each following row adds one change.
 TRAINING_CONFIGS = (
-    ("plain port (batch 32)", 32, 400, 1, False, False, "float32"),
-    ("+ steps_per_execution=50", 32, 400, 50, False, False, "float32"),
-    ("+ fused branches", 32, 400, 1, True, False, "float32"),
-    ("+ fused + steps_per_execution=50", 32, 400, 50, True, False, "float32"),
-    ("+ fused + steps_per_execution=50 + XLA", 32, 400, 50, True, True, "float32"),
-    ("+ fused + steps_per_execution=50 + bfloat16", 32, 400, 50, True, False, "mixed_bfloat16"),
-    ("batch 256 (plain)", 256, 60, 1, False, False, "float32"),
-    ("batch 256 + fused + spe=10 + bfloat16", 256, 60, 10, True, False, "mixed_bfloat16"),
+    ("plain port: fit on NumPy arrays (batch 32)", dict(batch_size=32, steps=300, feed="arrays")),
+    ("+ tf.data pipeline (gather by index, prefetch)", dict(batch_size=32, steps=300)),
+    ("+ tf.data + steps_per_execution=100", dict(batch_size=32, steps=300, steps_per_execution=100)),
+    ("+ tf.data + fused branches", dict(batch_size=32, steps=300, fused=True)),
+    ("+ tf.data + fused + spe=100", dict(batch_size=32, steps=300, steps_per_execution=100, fused=True)),
+    ("+ tf.data + fused + spe=25 + XLA",
+     dict(batch_size=32, steps=50, steps_per_execution=25, fused=True, jit_compile=True)),
+    ("+ tf.data + fused + spe=100 + bfloat16",
+     dict(batch_size=32, steps=300, steps_per_execution=100, fused=True, precision="mixed_bfloat16")),
+    ("batch 256, NumPy arrays (changes the optimisation)", dict(batch_size=256, steps=40, feed="arrays")),
+    ("batch 256 + tf.data + fused + spe=10 + bfloat16",
+     dict(batch_size=256, steps=40, steps_per_execution=10, fused=True, precision="mixed_bfloat16")),
 )
 
 
@@ -292,7 +336,9 @@ def main(argv=None) -> int:
     ----------
     argv : list of str, optional
         ``--output PATH`` (default ``bench.json``), ``--mnist PATH`` (else
-        ``TRIPLETUTILS_MNIST`` or Keras's download), ``--repeats N``.
+        ``TRIPLETUTILS_MNIST`` or Keras's download), ``--repeats N`` (timed
+        passes per embedding batch size), ``--rounds N`` (rounds over all the
+        training rows; each row's figure is its median round).
 
     Returns
     -------
@@ -309,6 +355,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="bench.json", help="where to write the JSON results")
     parser.add_argument("--mnist", default=None, help="path of a local mnist.npz")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per embedding batch size")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the training rows (median taken)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -325,15 +372,27 @@ def main(argv=None) -> int:
     }
     print(f"{results['hardware']['cpu']}, {results['hardware']['cores']} cores, "
           f"TensorFlow {results['hardware']['tensorflow']}, oneDNN {results['hardware']['onednn']}")
-    for label, batch_size, steps, spe, fused, jit, precision in TRAINING_CONFIGS:
-        row = training_throughput(
-            x_train, y_train, batch_size, steps=steps, steps_per_execution=spe, fused=fused, jit_compile=jit,
-            precision=precision,
-        )
+    # Rounds over all rows, not repeats of one row after another: the machine's
+    # speed drifts over minutes, and interleaving spreads the drift over all rows.
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    runs = {label: [] for label, _ in TRAINING_CONFIGS}
+    for round_ in range(args.rounds):
+        for label, kwargs in TRAINING_CONFIGS:
+            runs[label].append(training_throughput(x_train, y_train, **kwargs))
+        print(f"training round {round_ + 1} of {args.rounds} done")
+    base = None
+    for label, kwargs in TRAINING_CONFIGS:
+        rows = runs[label]
+        row = dict(sorted(rows, key=lambda r: r["seconds"])[len(rows) // 2])  # the median round
+        row["seconds_all"] = [r["seconds"] for r in rows]
         row["label"] = label
+        base = base or row["seconds_per_60000_triplets"]
         results["training"].append(row)
-        print(f"train  {label:44s}: {row['triplets_per_second']:9,.0f} triplets/s  "
-              f"{row['seconds_per_60000_triplets']:6.1f} s per 60,000")
+        per_round = ", ".join(f"{60000 * t / (row['steps'] * row['batch_size']):.1f}" for t in row["seconds_all"])
+        print(f"train  {label:52s}: {row['triplets_per_second']:7,.0f} triplets/s  "
+              f"{row['seconds_per_60000_triplets']:6.2f} s per 60,000  x{base / row['seconds_per_60000_triplets']:.2f}"
+              f"  (rounds: {per_round})")
     from .evaluation import mixed_precision_copy
 
     net = build_embedding_net(seed=0)
