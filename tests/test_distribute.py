@@ -6,6 +6,16 @@ import sys
 import numpy as np
 import pytest
 
+#: Both subprocess scripts train on the same data: 320 images of 4 classes,
+#: each with a faint class-specific band (needs numpy imported as np).
+TINY_DATA = """
+rng = np.random.default_rng(0)
+y = np.arange(320) % 4
+x = rng.random((320, 28, 28, 1)).astype(np.float32)
+for i, c in enumerate(y):
+    x[i, c * 6 : c * 6 + 4, :, 0] += 0.15
+"""
+
 SCRIPT = r"""
 import dataclasses, json
 from tripletutils.runtime import import_tensorflow
@@ -14,11 +24,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from tripletutils.recipes import IMPROVED_RECIPE, train_recipe
-rng = np.random.default_rng(0)
-y = np.arange(320) % 4
-x = rng.random((320, 28, 28, 1)).astype(np.float32)
-for i, c in enumerate(y):
-    x[i, c * 6 : c * 6 + 4, :, 0] += 0.15
+""" + TINY_DATA + r"""
 recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=2, batch_size=16, dropout=0.0)
 out = {}
 for label, strategy in (("single", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
@@ -33,12 +39,17 @@ print("RESULT" + json.dumps(out))
 RTOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def runs():
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
+def _run(script, *args, env=None):
+    """Run ``script`` in a fresh Python; return the JSON it prints after "RESULT"."""
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return _run(SCRIPT)
 
 
 def test_mirrored_strategy_uses_two_replicas(runs):
@@ -71,11 +82,7 @@ from tripletutils.distributed import train_steps
 from tripletutils.losses import OfflineTripletLoss
 from tripletutils.models import build_embedding_net, build_triplet_model
 from tripletutils.sampling import random_triplet_dataset
-rng = np.random.default_rng(0)
-y = np.arange(320) % 4
-x = rng.random((320, 28, 28, 1)).astype(np.float32)
-for i, c in enumerate(y):
-    x[i, c * 6 : c * 6 + 4, :, 0] += 0.15
+""" + TINY_DATA + r"""
 if mode == "single":
     strategy = None
 elif mode == "mirrored":
@@ -93,10 +100,7 @@ print("RESULT" + json.dumps({"losses": losses, "replicas": replicas}))
 
 
 def _run_loop(mode, env=None):
-    proc = subprocess.run([sys.executable, "-c", LOOP, mode], capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return _run(LOOP, mode, env=env)
 
 
 #: Two replicas sum their gradients in another order than one device: the
