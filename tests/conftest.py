@@ -1,4 +1,5 @@
 """Shared fixtures: TensorFlow imported quietly, seeds, the MNIST file."""
+
 import os
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def _mnist_path():
 def mnist_path():
     path = _mnist_path()
     if path is None:
-        pytest.skip("full MNIST not available: set TRIPLETUTILS_MNIST to a local mnist.npz")
+        pytest.skip(
+            "full MNIST not available: set TRIPLETUTILS_MNIST to a local mnist.npz"
+        )
     return path
 
 

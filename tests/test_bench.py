@@ -7,7 +7,15 @@ from tripletutils.models import build_embedding_net
 
 def test_hardware_info_fields():
     info = hardware_info()
-    assert set(info) == {"cpu", "cores", "python", "tensorflow", "keras", "onednn", "gpus"}
+    assert set(info) == {
+        "cpu",
+        "cores",
+        "python",
+        "tensorflow",
+        "keras",
+        "onednn",
+        "gpus",
+    }
     assert int(info["cores"]) >= 1 and info["tensorflow"].startswith("2.")
 
 
@@ -18,7 +26,9 @@ def test_embedding_throughput_rows():
     assert [r["batch_size"] for r in rows] == [1, 64]
     for r in rows:
         assert r["images_per_second"] > 0
-        assert r["ms_per_batch"] == pytest.approx(1000 * r["batch_size"] / r["images_per_second"])
+        assert r["ms_per_batch"] == pytest.approx(
+            1000 * r["batch_size"] / r["images_per_second"]
+        )
 
 
 def test_embedding_throughput_bad_input():
@@ -37,12 +47,25 @@ def test_training_throughput_on_tiny_data():
     y = np.arange(120) % 3
     row = training_throughput(x, y, batch_size=8, steps=4, steps_per_execution=2)
     assert row["triplets_per_second"] > 0
-    assert row["seconds_per_60000_triplets"] == pytest.approx(60000 / row["triplets_per_second"])
+    assert row["seconds_per_60000_triplets"] == pytest.approx(
+        60000 / row["triplets_per_second"]
+    )
     with pytest.raises(ValueError, match="need"):
         training_throughput(x, y, batch_size=64, steps=10)
-    fast = training_throughput(x, y, batch_size=8, steps=4, steps_per_execution=2, fused=True,
-                               precision="mixed_bfloat16")
-    assert fast["fused"] is True and fast["precision"] == "mixed_bfloat16" and fast["triplets_per_second"] > 0
+    fast = training_throughput(
+        x,
+        y,
+        batch_size=8,
+        steps=4,
+        steps_per_execution=2,
+        fused=True,
+        precision="mixed_bfloat16",
+    )
+    assert (
+        fast["fused"] is True
+        and fast["precision"] == "mixed_bfloat16"
+        and fast["triplets_per_second"] > 0
+    )
 
 
 def test_training_throughput_arrays_feed_and_repeats():
@@ -65,6 +88,8 @@ def test_search_time_and_memory():
     from tripletutils.bench import peak_memory_mib, search_time
 
     rng = np.random.default_rng(0)
-    row = search_time(rng.normal(size=(20, 4)), rng.normal(size=(50, 4)), k=3, repeats=2)
+    row = search_time(
+        rng.normal(size=(20, 4)), rng.normal(size=(50, 4)), k=3, repeats=2
+    )
     assert row["queries"] == 20 and row["references"] == 50 and row["seconds"] > 0
     assert peak_memory_mib() > 10

@@ -1,4 +1,5 @@
 """The book's table of contents, and the built HTML (``_build/html``)."""
+
 import os
 import re
 from pathlib import Path
@@ -34,7 +35,9 @@ def test_every_notebook_is_in_the_toc():
 
 def test_every_toc_entry_exists():
     for entry in toc_files():
-        assert (ROOT / f"{entry}.md").exists() or (ROOT / f"{entry}.ipynb").exists(), entry
+        assert (ROOT / f"{entry}.md").exists() or (ROOT / f"{entry}.ipynb").exists(), (
+            entry
+        )
 
 
 def test_notebooks_are_numbered():

@@ -4,6 +4,7 @@ Needs ``_build/html`` (``make html``) and Debian's ``chromium`` and ``chromium-d
 (``make test`` installs them when it runs as root). Skipped with a reason otherwise,
 unless ``TRIPLETUTILS_REQUIRE_BROWSER=1`` (set by CI), which turns a skip into a failure.
 """
+
 import functools
 import http.server
 import os
@@ -48,16 +49,27 @@ def browser(tmp_path_factory):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
-        _missing("chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
+        _missing(
+            "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
@@ -102,7 +114,11 @@ def test_pages_render_without_console_errors_or_broken_images(site, browser):
             "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);"
         )
         assert not broken, f"{entry}: images that did not load: {broken}"
-        titles.append(browser.execute_script("return document.querySelector('main h1').textContent.trim();"))
+        titles.append(
+            browser.execute_script(
+                "return document.querySelector('main h1').textContent.trim();"
+            )
+        )
     assert len(titles) == len(toc_files())
 
 
@@ -113,7 +129,9 @@ def test_sidebar_lists_every_chapter(site, browser):
     )
     hrefs = " ".join(links)
     for entry in toc_files()[1:]:
-        assert Path(entry).name + ".html" in hrefs, f"{entry} missing from the sidebar: {links}"
+        assert Path(entry).name + ".html" in hrefs, (
+            f"{entry} missing from the sidebar: {links}"
+        )
 
 
 def test_mathjax_renders_the_loss_formula(site, browser):
@@ -122,7 +140,12 @@ def test_mathjax_renders_the_loss_formula(site, browser):
         "return Array.from(document.querySelectorAll('mjx-container[display=\"true\"]')).map(m => m.textContent);"
     )
     assert rendered, "no display formula was typeset by MathJax"
-    assert browser.execute_script("return document.querySelectorAll('mjx-container').length;") > 10
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('mjx-container').length;"
+        )
+        > 10
+    )
     raw = browser.execute_script("return document.querySelector('main').innerText;")
     assert "\\max\\bigl" not in raw, "the loss formula is still raw LaTeX"
     assert not _severe(browser)
@@ -146,7 +169,13 @@ def test_search_finds_margin(site, browser):
     assert count > 0, "the search page found nothing for 'margin'"
 
 
-@pytest.mark.parametrize("entry,name", [("book/intro", "intro.png"), ("notebooks/05_per_class_evaluation", "evaluation.png")])
+@pytest.mark.parametrize(
+    "entry,name",
+    [
+        ("book/intro", "intro.png"),
+        ("notebooks/05_per_class_evaluation", "evaluation.png"),
+    ],
+)
 def test_screenshots(site, browser, entry, name):
     _open(browser, f"{site}/{entry}.html")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """NMI against a hand computation and scikit-learn; AMI and k-means on easy data."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
@@ -10,27 +11,42 @@ def test_hand_computed_nmi():
     y = np.array([0, 0, 1, 1])
     c = np.array([0, 0, 0, 1])
     # joint counts (0,0)=2, (1,0)=1, (1,1)=1 out of 4
-    mi = 0.5 * np.log(0.5 / (0.5 * 0.75)) + 0.25 * np.log(0.25 / (0.5 * 0.75)) + 0.25 * np.log(0.25 / (0.5 * 0.25))
+    mi = (
+        0.5 * np.log(0.5 / (0.5 * 0.75))
+        + 0.25 * np.log(0.25 / (0.5 * 0.75))
+        + 0.25 * np.log(0.25 / (0.5 * 0.25))
+    )
     h_y = np.log(2.0)
     h_c = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
-    assert normalized_mutual_information(y, c) == pytest.approx(mi / ((h_y + h_c) / 2), abs=1e-12)
+    assert normalized_mutual_information(y, c) == pytest.approx(
+        mi / ((h_y + h_c) / 2), abs=1e-12
+    )
     assert normalized_mutual_information(y, c) == pytest.approx(0.34372, abs=1e-5)
 
 
 def test_renaming_and_extremes():
     y = np.array([0, 0, 1, 1, 2, 2])
-    assert normalized_mutual_information(y, np.array([5, 5, 3, 3, 9, 9])) == pytest.approx(1.0)
+    assert normalized_mutual_information(
+        y, np.array([5, 5, 3, 3, 9, 9])
+    ) == pytest.approx(1.0)
     assert normalized_mutual_information(y, np.zeros(6, np.int64)) == 0.0
-    assert normalized_mutual_information(np.zeros(3, np.int64), np.zeros(3, np.int64)) == 1.0
+    assert (
+        normalized_mutual_information(np.zeros(3, np.int64), np.zeros(3, np.int64))
+        == 1.0
+    )
     # independent: each class split evenly over both clusters
-    assert normalized_mutual_information(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])) == pytest.approx(0.0, abs=1e-12)
+    assert normalized_mutual_information(
+        np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    ) == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matches_sklearn(seed):
     rng = np.random.default_rng(seed)
     y, c = rng.integers(0, 5, 200), rng.integers(0, 7, 200)
-    assert normalized_mutual_information(y, c) == pytest.approx(normalized_mutual_info_score(y, c), abs=1e-12)
+    assert normalized_mutual_information(y, c) == pytest.approx(
+        normalized_mutual_info_score(y, c), abs=1e-12
+    )
 
 
 def test_cluster_scores_separated_and_random():
@@ -39,7 +55,11 @@ def test_cluster_scores_separated_and_random():
     centres = np.eye(4) * 10.0
     good = centres[labels] + rng.normal(scale=0.1, size=(200, 4))
     s = cluster_scores(good, labels, seed=0)
-    assert s["nmi"] == pytest.approx(1.0) and s["ami"] == pytest.approx(1.0) and s["n_clusters"] == 4
+    assert (
+        s["nmi"] == pytest.approx(1.0)
+        and s["ami"] == pytest.approx(1.0)
+        and s["n_clusters"] == 4
+    )
     noise = rng.normal(size=(200, 4))
     r = cluster_scores(noise, labels, n_clusters=50, seed=0)
     # on clusters of pure noise NMI grows with the number of clusters, AMI stays near 0

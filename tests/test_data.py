@@ -1,11 +1,15 @@
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 
-from tripletutils.data import MNIST_ENV_VAR, MnistDataError, load_mnist, validate_mnist_arrays
+from tripletutils.data import (
+    MNIST_ENV_VAR,
+    MnistDataError,
+    load_mnist,
+    validate_mnist_arrays,
+)
 
 
 def make_arrays(n_train=20, n_test=10, seed=0):
@@ -58,14 +62,40 @@ BAD = {
     "not an npz": (lambda t: _text(t), "not an .npz"),
     "truncated": (lambda t: _truncated(t), "truncated or corrupt"),
     "missing key": (lambda t: write(t, y_test=None), "lacks the key(s) y_test"),
-    "wrong image shape": (lambda t: write(t, x_train=np.zeros((20, 28, 27), np.uint8)), "shape (N, 28, 28)"),
-    "wrong image dtype": (lambda t: write(t, x_test=np.zeros((10, 28, 28), np.float64)), "dtype uint8"),
-    "float labels": (lambda t: write(t, y_train=np.zeros(20, np.float32)), "integer dtype"),
-    "2-D labels": (lambda t: write(t, y_train=np.zeros((20, 10), np.uint8)), "shape (N,)"),
-    "length mismatch": (lambda t: write(t, y_train=np.zeros(19, np.uint8)), "has 20 images but 'y_train' has 19"),
-    "label out of range": (lambda t: write(t, y_test=np.full(10, 10, np.uint8)), "digits 0..9"),
-    "negative label": (lambda t: write(t, y_test=np.full(10, -1, np.int64)), "digits 0..9"),
-    "empty split": (lambda t: write(t, x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, np.uint8)), "empty"),
+    "wrong image shape": (
+        lambda t: write(t, x_train=np.zeros((20, 28, 27), np.uint8)),
+        "shape (N, 28, 28)",
+    ),
+    "wrong image dtype": (
+        lambda t: write(t, x_test=np.zeros((10, 28, 28), np.float64)),
+        "dtype uint8",
+    ),
+    "float labels": (
+        lambda t: write(t, y_train=np.zeros(20, np.float32)),
+        "integer dtype",
+    ),
+    "2-D labels": (
+        lambda t: write(t, y_train=np.zeros((20, 10), np.uint8)),
+        "shape (N,)",
+    ),
+    "length mismatch": (
+        lambda t: write(t, y_train=np.zeros(19, np.uint8)),
+        "has 20 images but 'y_train' has 19",
+    ),
+    "label out of range": (
+        lambda t: write(t, y_test=np.full(10, 10, np.uint8)),
+        "digits 0..9",
+    ),
+    "negative label": (
+        lambda t: write(t, y_test=np.full(10, -1, np.int64)),
+        "digits 0..9",
+    ),
+    "empty split": (
+        lambda t: write(
+            t, x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, np.uint8)
+        ),
+        "empty",
+    ),
 }
 
 
@@ -108,7 +138,9 @@ def test_type_error_for_non_path():
 def test_validate_rejects_lists():
     a = make_arrays()
     with pytest.raises(MnistDataError, match="numpy array"):
-        validate_mnist_arrays(a["x_train"], list(a["y_train"]), a["x_test"], a["y_test"])
+        validate_mnist_arrays(
+            a["x_train"], list(a["y_train"]), a["x_test"], a["y_test"]
+        )
 
 
 def test_offline_download_failure_has_one_message(monkeypatch):
@@ -125,18 +157,35 @@ def test_offline_download_failure_has_one_message(monkeypatch):
 
 def test_command_line_error_is_one_clear_line():
     proc = subprocess.run(
-        [sys.executable, "-c", "from tripletutils.data import load_mnist; load_mnist('/nonexistent.npz')"],
+        [
+            sys.executable,
+            "-c",
+            "from tripletutils.data import load_mnist; load_mnist('/nonexistent.npz')",
+        ],
         capture_output=True,
         text=True,
     )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("tripletutils.data.MnistDataError: MNIST file not found: '/nonexistent.npz'")
+    assert last.startswith(
+        "tripletutils.data.MnistDataError: MNIST file not found: '/nonexistent.npz'"
+    )
 
 
 def test_full_mnist(mnist_path):
     (xtr, ytr), (xte, yte) = load_mnist(mnist_path)
     assert xtr.shape == (60000, 28, 28, 1) and xte.shape == (10000, 28, 28, 1)
-    assert np.bincount(ytr).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(ytr).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
     assert ytr[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert yte[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]

@@ -1,4 +1,5 @@
 """train_recipe under tf.distribute.MirroredStrategy matches the single-device run."""
+
 import json
 import subprocess
 import sys
@@ -16,7 +17,8 @@ for i, c in enumerate(y):
     x[i, c * 6 : c * 6 + 4, :, 0] += 0.15
 """
 
-SCRIPT = r"""
+SCRIPT = (
+    r"""
 import dataclasses, json
 from tripletutils.runtime import import_tensorflow
 tf = import_tensorflow()
@@ -24,7 +26,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from tripletutils.recipes import IMPROVED_RECIPE, train_recipe
-""" + TINY_DATA + r"""
+"""
+    + TINY_DATA
+    + r"""
 recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=2, batch_size=16, dropout=0.0)
 out = {}
 for label, strategy in (("single", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
@@ -33,6 +37,7 @@ for label, strategy in (("single", None), ("mirrored", tf.distribute.MirroredStr
                   "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
 print("RESULT" + json.dumps(out))
 """
+)
 
 #: Relative tolerance between the two runs: the replicas' gradients are summed
 #: in another order than one device sums them, nothing else differs.
@@ -41,10 +46,16 @@ RTOL = 1e-4
 
 def _run(script, *args, env=None):
     """Run ``script`` in a fresh Python; return the JSON it prints after "RESULT"."""
-    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +71,9 @@ def test_mirrored_losses_match_single_device(runs):
     single, mirrored = runs["single"], runs["mirrored"]
     # 2 epochs of 19 batches: 316 seed-scheme triplets per epoch // 16
     assert len(single["step_loss"]) == len(mirrored["step_loss"]) == 38
-    assert single["epoch_loss"][1] < 0.5 * single["epoch_loss"][0]  # it learned something
+    assert (
+        single["epoch_loss"][1] < 0.5 * single["epoch_loss"][0]
+    )  # it learned something
     for key in ("epoch_loss", "step_loss", "val_loss"):
         assert mirrored[key] == pytest.approx(single[key], rel=RTOL, abs=1e-6), key
 
@@ -68,7 +81,8 @@ def test_mirrored_losses_match_single_device(runs):
 # --------------------------------------------------------------------------- #
 # The custom loop of tripletutils.distributed: one device, two devices, two workers
 # --------------------------------------------------------------------------- #
-LOOP = r"""
+LOOP = (
+    r"""
 import json, os, sys
 from tripletutils.runtime import import_tensorflow
 tf = import_tensorflow()
@@ -82,7 +96,9 @@ from tripletutils.distributed import train_steps
 from tripletutils.losses import OfflineTripletLoss
 from tripletutils.models import build_embedding_net, build_triplet_model
 from tripletutils.sampling import random_triplet_dataset
-""" + TINY_DATA + r"""
+"""
+    + TINY_DATA
+    + r"""
 if mode == "single":
     strategy = None
 elif mode == "mirrored":
@@ -97,6 +113,7 @@ model, losses = train_steps(build, data, 20, strategy)
 replicas = 1 if strategy is None else strategy.num_replicas_in_sync
 print("RESULT" + json.dumps({"losses": losses, "replicas": replicas}))
 """
+)
 
 
 def _run_loop(mode, env=None):
@@ -126,7 +143,9 @@ def test_custom_loop_mirrored_matches_single_device(loop_single, loop_mirrored):
     assert loop_single["replicas"] == 1 and loop_mirrored["replicas"] == 2
     assert len(mirrored) == len(single) == 20
     assert np.mean(single[-5:]) < 0.7 * np.mean(single[:5])  # it learned
-    assert mirrored[:EARLY_STEPS] == pytest.approx(single[:EARLY_STEPS], rel=RTOL, abs=1e-6)
+    assert mirrored[:EARLY_STEPS] == pytest.approx(
+        single[:EARLY_STEPS], rel=RTOL, abs=1e-6
+    )
     assert mirrored == pytest.approx(single, rel=LATE_RTOL)
 
 
@@ -145,26 +164,38 @@ def test_custom_loop_two_workers_match_mirrored(loop_single, loop_mirrored):
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=tf_config(workers, index))
-        procs.append(subprocess.Popen([sys.executable, "-c", LOOP, "multiworker"], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", LOOP, "multiworker"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     results = []
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
         line = next(l for l in out.splitlines() if l.startswith("RESULT"))
-        results.append(json.loads(line[len("RESULT"):]))
+        results.append(json.loads(line[len("RESULT") :]))
     for r in results:
         assert r["replicas"] == 2
         # the same two-replica arithmetic as MirroredStrategy on one machine
         assert r["losses"] == pytest.approx(loop_mirrored["losses"], rel=1e-6, abs=1e-7)
-        assert r["losses"][:EARLY_STEPS] == pytest.approx(loop_single["losses"][:EARLY_STEPS], rel=RTOL, abs=1e-6)
+        assert r["losses"][:EARLY_STEPS] == pytest.approx(
+            loop_single["losses"][:EARLY_STEPS], rel=RTOL, abs=1e-6
+        )
 
 
 def test_tf_config():
     from tripletutils.distributed import tf_config
 
     cfg = json.loads(tf_config(["a:1", "b:2"], 1))
-    assert cfg == {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    assert cfg == {
+        "cluster": {"worker": ["a:1", "b:2"]},
+        "task": {"type": "worker", "index": 1},
+    }
     with pytest.raises(ValueError, match="host:port"):
         tf_config(["a"], 0)
     with pytest.raises(ValueError, match="index"):

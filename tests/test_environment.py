@@ -1,4 +1,5 @@
 """pyproject.toml and environment.yml must name the same packages and pins."""
+
 import re
 import tomllib
 from pathlib import Path
@@ -7,7 +8,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _name(req: str) -> str:
-    return re.split(r"[<>=!~;\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return (
+        re.split(r"[<>=!~;\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    )
 
 
 def pyproject_requirements():
@@ -42,7 +45,9 @@ def test_same_pins():
 
 def test_every_dependency_has_floor_and_ceiling():
     for name, req in pyproject_requirements().items():
-        assert ">=" in req and "<" in req.replace("<=", ""), f"{name}: {req} needs a floor and a ceiling"
+        assert ">=" in req and "<" in req.replace("<=", ""), (
+            f"{name}: {req} needs a floor and a ceiling"
+        )
 
 
 def test_environment_installs_the_package_itself():

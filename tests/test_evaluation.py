@@ -1,14 +1,22 @@
 import numpy as np
 import pytest
 
-from tripletutils.evaluation import embed, format_seed_log, per_class_report, seed_metric, triplet_gaps
+from tripletutils.evaluation import (
+    embed,
+    format_seed_log,
+    per_class_report,
+    seed_metric,
+    triplet_gaps,
+)
 from tripletutils.models import build_embedding_net
 
 
 def test_embed_matches_predict():
     net = build_embedding_net(embedding_dim=8, seed=0)
     x = np.random.default_rng(0).random((37, 28, 28, 1)).astype(np.float32)
-    np.testing.assert_allclose(embed(net, x, batch_size=16), net.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        embed(net, x, batch_size=16), net.predict(x, verbose=0), atol=1e-5
+    )
     assert embed(net, x[:0]).shape == (0, 8)
 
 
@@ -35,10 +43,21 @@ def test_per_class_report_and_log():
     gaps = np.array([-3.0, -1.0, 2.0, -5.0])
     labels = np.array([0, 0, 0, 1])
     rows = per_class_report(gaps, labels)
-    assert rows[0] == {"clz": 0, "n": 3, "min": -3.0, "max": 2.0, "avg": -2 / 3, "acc": 2 / 3}
+    assert rows[0] == {
+        "clz": 0,
+        "n": 3,
+        "min": -3.0,
+        "max": 2.0,
+        "avg": -2 / 3,
+        "acc": 2 / 3,
+    }
     assert rows[1]["acc"] == 1.0
     log = format_seed_log(rows).splitlines()
-    assert log[:3] == ["clz 0", "distance - min: -3.0000, max: 2.0000, avg: -0.6667", "acc: 0.6667"]
+    assert log[:3] == [
+        "clz 0",
+        "distance - min: -3.0000, max: 2.0000, avg: -0.6667",
+        "acc: 0.6667",
+    ]
 
 
 def test_evaluation_bad_inputs():
@@ -62,7 +81,13 @@ def test_triplet_difficulty_hand_made():
     d_ap = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
     d_an = np.array([3.0, 2.0, 1.5, 1.0, 0.2])
     codes = triplet_difficulty(d_ap, d_an, margin=1.0)
-    assert [DIFFICULTY_NAMES[c] for c in codes] == ["easy", "easy", "semi-hard", "hard", "hard"]
+    assert [DIFFICULTY_NAMES[c] for c in codes] == [
+        "easy",
+        "easy",
+        "semi-hard",
+        "hard",
+        "hard",
+    ]
     with pytest.raises(ValueError, match="same shape"):
         triplet_difficulty(d_ap, d_an[:2])
     with pytest.raises(ValueError, match="non-negative"):
@@ -75,13 +100,20 @@ def test_mixed_precision_copy():
     from tripletutils.evaluation import embed, mixed_precision_copy
     from tripletutils.models import build_embedding_net, build_lenet_backbone
 
-    net = build_embedding_net(backbone=build_lenet_backbone(seed=0), embedding_dim=16, activation=None,
-                              l2_normalize=True, seed=0)
+    net = build_embedding_net(
+        backbone=build_lenet_backbone(seed=0),
+        embedding_dim=16,
+        activation=None,
+        l2_normalize=True,
+        seed=0,
+    )
     copy = mixed_precision_copy(net)
     inner = [layer for layer in copy.layers if isinstance(layer, keras.Model)][0]
     assert all(l.dtype_policy.name == "mixed_bfloat16" for l in inner.layers[1:])
     assert copy.get_layer("embedding").dtype_policy.name == "mixed_bfloat16"
-    assert net.get_layer("embedding").dtype_policy.name == "float32"  # original unchanged
+    assert (
+        net.get_layer("embedding").dtype_policy.name == "float32"
+    )  # original unchanged
     x = np.random.default_rng(0).random((16, 28, 28, 1)).astype(np.float32)
     a, b = embed(net, x), embed(copy, x)
     assert b.dtype == np.float32

@@ -1,4 +1,5 @@
 """Each loss against a plain NumPy loop, on random and hand-made batches."""
+
 import itertools
 
 import keras
@@ -87,10 +88,16 @@ def random_batch(rng, n=12, dim=4, classes=3):
 
 
 ONLINE = {
-    "batch_all": (lambda y, e, m, s: L.batch_all_triplet_loss(y, e, m, s)[0], lambda y, e, m, s: np_batch_all(y, e, m, s)[0]),
+    "batch_all": (
+        lambda y, e, m, s: L.batch_all_triplet_loss(y, e, m, s)[0],
+        lambda y, e, m, s: np_batch_all(y, e, m, s)[0],
+    ),
     "batch_hard": (L.batch_hard_triplet_loss, np_batch_hard),
     "semi_hard": (L.semi_hard_triplet_loss, np_semi_hard),
-    "soft_margin": (lambda y, e, m, s: L.soft_margin_triplet_loss(y, e, s), lambda y, e, m, s: np_soft(y, e, s)),
+    "soft_margin": (
+        lambda y, e, m, s: L.soft_margin_triplet_loss(y, e, s),
+        lambda y, e, m, s: np_soft(y, e, s),
+    ),
 }
 
 
@@ -98,14 +105,21 @@ ONLINE = {
 @pytest.mark.parametrize("squared", [True, False])
 def test_pairwise_distances_match_numpy(rng, squared):
     e = rng.normal(size=(9, 5)).astype(np.float32)
-    np.testing.assert_allclose(L.pairwise_distances(e, squared=squared), np_dist(e, squared), atol=TOL, rtol=TOL)
+    np.testing.assert_allclose(
+        L.pairwise_distances(e, squared=squared),
+        np_dist(e, squared),
+        atol=TOL,
+        rtol=TOL,
+    )
 
 
 def test_pairwise_distances_hand_made():
     e = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]], np.float32)
     expected = np.array([[0, 5, 0], [5, 0, 5], [0, 5, 0]], np.float32)
     np.testing.assert_allclose(L.pairwise_distances(e), expected, atol=1e-6)
-    np.testing.assert_allclose(L.pairwise_distances(e, squared=True), expected**2, atol=1e-5)
+    np.testing.assert_allclose(
+        L.pairwise_distances(e, squared=True), expected**2, atol=1e-5
+    )
 
 
 def test_pairwise_gradient_finite_at_zero_distance():
@@ -146,7 +160,9 @@ def test_offline_loss_hand_made():
     # a=(0,0), p=(0,3), n=(1,0): squared 9 - 1 + 1 = 9; plain 3 - 1 + 1 = 3
     e3 = np.array([[0, 0, 1, 0, 0, 2], [0, 0, 0, 3, 1, 0]], np.float32)
     np.testing.assert_allclose(L.offline_triplet_loss(e3), [0.0, 9.0], atol=1e-6)
-    np.testing.assert_allclose(L.offline_triplet_loss(e3, squared=False), [0.0, 3.0], atol=1e-6)
+    np.testing.assert_allclose(
+        L.offline_triplet_loss(e3, squared=False), [0.0, 3.0], atol=1e-6
+    )
     np.testing.assert_allclose(L.OfflineTripletLoss()(np.zeros(2), e3), 4.5, atol=1e-6)
 
 
@@ -205,7 +221,10 @@ def test_online_hand_made_batch():
 ADVERSARIAL = {
     "all one label": (np.zeros(6, int), np.random.default_rng(0).normal(size=(6, 3))),
     "all labels distinct": (np.arange(6), np.random.default_rng(1).normal(size=(6, 3))),
-    "duplicated embeddings": (np.array([0, 0, 1, 1, 2, 2]), np.tile([[0.5, -1.0, 2.0]], (6, 1))),
+    "duplicated embeddings": (
+        np.array([0, 0, 1, 1, 2, 2]),
+        np.tile([[0.5, -1.0, 2.0]], (6, 1)),
+    ),
     "all-zero embeddings": (np.array([0, 0, 1, 1, 2, 2]), np.zeros((6, 3))),
 }
 
@@ -222,12 +241,22 @@ def test_online_losses_finite_on_adversarial_batches(name, case, squared):
     grad = tape.gradient(loss, e)
     assert np.isfinite(float(loss))
     assert grad is None or np.all(np.isfinite(grad.numpy()))
-    np.testing.assert_allclose(float(loss), ref(y, e0.astype(np.float32), 1.0, squared), atol=TOL)
+    np.testing.assert_allclose(
+        float(loss), ref(y, e0.astype(np.float32), 1.0, squared), atol=TOL
+    )
     if case in ("all one label", "all labels distinct"):
         assert float(loss) == 0.0
 
 
-@pytest.mark.parametrize("cls", [L.BatchAllTripletLoss, L.BatchHardTripletLoss, L.SemiHardTripletLoss, L.SoftMarginTripletLoss])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        L.BatchAllTripletLoss,
+        L.BatchHardTripletLoss,
+        L.SemiHardTripletLoss,
+        L.SoftMarginTripletLoss,
+    ],
+)
 def test_loss_classes_accept_keras_label_shapes(rng, cls):
     y, e = random_batch(rng)
     loss = cls()
@@ -243,13 +272,16 @@ def test_labels_and_embeddings_must_match():
         L.batch_hard_triplet_loss(np.zeros((4, 2)), np.zeros((4, 2), np.float32))
 
 
-@pytest.mark.parametrize("cls,kwargs", [
-    (L.OfflineTripletLoss, {"margin": 0.2, "squared": False}),
-    (L.BatchAllTripletLoss, {"margin": 0.3}),
-    (L.BatchHardTripletLoss, {"margin": 0.4, "squared": True}),
-    (L.SemiHardTripletLoss, {"margin": 0.5}),
-    (L.SoftMarginTripletLoss, {"squared": True}),
-])
+@pytest.mark.parametrize(
+    "cls,kwargs",
+    [
+        (L.OfflineTripletLoss, {"margin": 0.2, "squared": False}),
+        (L.BatchAllTripletLoss, {"margin": 0.3}),
+        (L.BatchHardTripletLoss, {"margin": 0.4, "squared": True}),
+        (L.SemiHardTripletLoss, {"margin": 0.5}),
+        (L.SoftMarginTripletLoss, {"squared": True}),
+    ],
+)
 def test_loss_config_round_trip(cls, kwargs):
     loss = cls(**kwargs)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
@@ -268,8 +300,12 @@ def test_diagnostics_match_numpy(rng):
     assert diag["mean_positive_distance"] == pytest.approx(d[pos].mean(), abs=TOL)
     assert diag["mean_negative_distance"] == pytest.approx(d[~same].mean(), abs=TOL)
     assert diag["mean_norm"] == pytest.approx(np.linalg.norm(e, axis=1).mean(), abs=TOL)
-    assert diag["fraction_active"] == pytest.approx(np_batch_all(y, e, 0.5, False)[1], abs=TOL)
-    assert diag["distance_gap"] == pytest.approx(d[~same].mean() - d[pos].mean(), abs=TOL)
+    assert diag["fraction_active"] == pytest.approx(
+        np_batch_all(y, e, 0.5, False)[1], abs=TOL
+    )
+    assert diag["distance_gap"] == pytest.approx(
+        d[~same].mean() - d[pos].mean(), abs=TOL
+    )
 
 
 def test_diagnostics_reveal_collapse():

@@ -1,4 +1,5 @@
 """Retrieval metrics against hand-computed rankings and a plain loop reference."""
+
 import numpy as np
 import pytest
 
@@ -9,7 +10,11 @@ def loop_reference(q, ql, r, rl, same_set, ks):
     """Definitions written out query by query (Musgrave et al. 2020)."""
     p1, rp, mapr, pk, rk = [], [], [], {k: [] for k in ks}, {k: [] for k in ks}
     for i in range(len(q)):
-        d = [(np.sum((q[i] - r[j]) ** 2), j) for j in range(len(r)) if not (same_set and i == j)]
+        d = [
+            (np.sum((q[i] - r[j]) ** 2), j)
+            for j in range(len(r))
+            if not (same_set and i == j)
+        ]
         order = [j for _, j in sorted(d, key=lambda t: (t[0], t[1]))]
         rel = [rl[j] == ql[i] for j in order]
         big_r = sum(rel)
@@ -22,7 +27,11 @@ def loop_reference(q, ql, r, rl, same_set, ks):
         for k in ks:
             pk[k].append(sum(rel[:k]) / k)
             rk[k].append(any(rel[:k]))
-    out = {"precision_at_1": np.mean(p1), "r_precision": np.mean(rp), "mean_average_precision_at_r": np.mean(mapr)}
+    out = {
+        "precision_at_1": np.mean(p1),
+        "r_precision": np.mean(rp),
+        "mean_average_precision_at_r": np.mean(mapr),
+    }
     for k in ks:
         out[f"precision_at_{k}"] = np.mean(pk[k])
         out[f"recall_at_{k}"] = np.mean(rk[k])
@@ -49,7 +58,10 @@ def test_ties_break_by_reference_order():
     labels = np.array([1, 0, 0])
     q = np.array([[0.0]])
     np.testing.assert_array_equal(nearest_neighbours(q, refs, 3), [[0, 1, 2]])
-    assert retrieval_metrics(q, np.array([0]), refs, labels, ks=(1,))["precision_at_1"] == 0.0
+    assert (
+        retrieval_metrics(q, np.array([0]), refs, labels, ks=(1,))["precision_at_1"]
+        == 0.0
+    )
 
 
 def test_leave_one_out_and_singleton_class():
@@ -58,7 +70,9 @@ def test_leave_one_out_and_singleton_class():
     m = retrieval_metrics(e, y, ks=(1,))
     assert m["queries_scored"] == 4 and m["queries_skipped"] == 1
     assert m["precision_at_1"] == 1.0 and m["mean_average_precision_at_r"] == 1.0
-    np.testing.assert_array_equal(nearest_neighbours(e, e, 1, same_set=True)[:, 0], [1, 0, 3, 2, 3])
+    np.testing.assert_array_equal(
+        nearest_neighbours(e, e, 1, same_set=True)[:, 0], [1, 0, 3, 2, 3]
+    )
 
 
 def test_k_larger_than_a_class():
@@ -112,7 +126,9 @@ def test_partial_selection_matches_full_stable_sort():
     q = rng.integers(0, 4, size=(50, 2)).astype(float)
     d = ((q[:, None, :] - refs[None]) ** 2).sum(-1)
     expected = np.argsort(d, axis=1, kind="stable")[:, :7]
-    np.testing.assert_array_equal(nearest_neighbours(q, refs, 7, chunk_size=16), expected)
+    np.testing.assert_array_equal(
+        nearest_neighbours(q, refs, 7, chunk_size=16), expected
+    )
 
 
 def test_vectorised_selection_without_ties_matches_full_sort():
@@ -121,4 +137,6 @@ def test_vectorised_selection_without_ties_matches_full_sort():
     d = ((q[:, None, :] - refs[None]) ** 2).sum(-1)
     for k in (1, 5, 100):
         expected = np.argsort(d, axis=1, kind="stable")[:, :k]
-        np.testing.assert_array_equal(nearest_neighbours(q, refs, k, chunk_size=25), expected)
+        np.testing.assert_array_equal(
+            nearest_neighbours(q, refs, k, chunk_size=25), expected
+        )

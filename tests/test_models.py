@@ -10,21 +10,35 @@ def test_seed_network_layers_and_parameter_count():
     net = build_embedding_net()
     assert net.count_params() == 112_096
     kinds = [type(l).__name__ for l in net.layers[1:]]
-    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense"]
+    assert kinds == [
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Flatten",
+        "Dense",
+    ]
     assert net.output_shape == (None, 128)
     assert net.layers[-1].activation.__name__ == "relu"
 
 
 def test_options():
-    net = build_embedding_net(embedding_dim=16, activation=None, l2_normalize=True, seed=0)
-    out = net(np.random.default_rng(0).random((5, 28, 28, 1)).astype(np.float32)).numpy()
+    net = build_embedding_net(
+        embedding_dim=16, activation=None, l2_normalize=True, seed=0
+    )
+    out = net(
+        np.random.default_rng(0).random((5, 28, 28, 1)).astype(np.float32)
+    ).numpy()
     assert out.shape == (5, 16)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     assert (out < 0).any()  # linear head, not relu
 
 
 def test_custom_backbone():
-    backbone = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(8)])
+    backbone = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(8)]
+    )
     net = build_embedding_net(embedding_dim=4, backbone=backbone)
     assert net.output_shape == (None, 4)
     assert net.count_params() == backbone.count_params() + 8 * 4 + 4
@@ -65,7 +79,9 @@ def test_triplet_model_shares_weights():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    net = build_embedding_net(embedding_dim=8, activation=None, l2_normalize=True, seed=1)
+    net = build_embedding_net(
+        embedding_dim=8, activation=None, l2_normalize=True, seed=1
+    )
     model = build_triplet_model(net)
     model.compile(optimizer="adam", loss=OfflineTripletLoss(margin=0.7, squared=False))
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
@@ -105,8 +121,14 @@ def test_fused_triplet_model_equals_three_branches(tmp_path):
     assert [i.name for i in fused.inputs] == ["anchor", "positive", "negative"]
     assert fused.output_shape == (None, 24)
     rng = np.random.default_rng(0)
-    inputs = {k: rng.random((5, 28, 28, 1)).astype(np.float32) for k in ("anchor", "positive", "negative")}
-    expected = np.concatenate([net.predict(inputs[k], verbose=0) for k in ("anchor", "positive", "negative")], axis=1)
+    inputs = {
+        k: rng.random((5, 28, 28, 1)).astype(np.float32)
+        for k in ("anchor", "positive", "negative")
+    }
+    expected = np.concatenate(
+        [net.predict(inputs[k], verbose=0) for k in ("anchor", "positive", "negative")],
+        axis=1,
+    )
     np.testing.assert_allclose(fused.predict(inputs, verbose=0), expected, atol=1e-5)
     np.testing.assert_allclose(plain.predict(inputs, verbose=0), expected, atol=1e-5)
     fused.save(tmp_path / "fused.keras")
@@ -127,7 +149,9 @@ def test_fused_training_step_gradients_match():
         net = build_embedding_net(embedding_dim=8, seed=4, dropout=0.0)
         model = build_triplet_model(net, fused=fused)
         with tf.GradientTape() as tape:
-            loss = OfflineTripletLoss()(np.zeros(2, np.float32), model(inputs, training=True))
+            loss = OfflineTripletLoss()(
+                np.zeros(2, np.float32), model(inputs, training=True)
+            )
         grads = tape.gradient(loss, model.trainable_weights)
         results.append((float(loss), [g.numpy() for g in grads]))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)

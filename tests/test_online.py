@@ -1,7 +1,7 @@
 """Budgeted training runs: recipes, losses, the monitor, training and the cache."""
+
 import dataclasses
 
-import keras
 import numpy as np
 import pytest
 
@@ -66,7 +66,9 @@ def test_build_recipe_net():
     assert net.output_shape == (None, BEST_RECIPE.embedding_dim)
     e = net(np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)).numpy()
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
-    seed_net = build_recipe_net(MiningRecipe("r", l2_normalize=False, embedding_dim=16), seed=0)
+    seed_net = build_recipe_net(
+        MiningRecipe("r", l2_normalize=False, embedding_dim=16), seed=0
+    )
     assert seed_net.output_shape == (None, 16)
     assert "l2_normalize" not in [layer.name for layer in seed_net.layers]
 
@@ -79,9 +81,13 @@ def test_monitor_records_match_direct_computation(tiny_data):
     e = embed(net, x)
     m = retrieval_metrics(e, y, ks=(1,))
     assert row["precision_at_1"] == pytest.approx(m["precision_at_1"])
-    assert row["mean_average_precision_at_r"] == pytest.approx(m["mean_average_precision_at_r"])
+    assert row["mean_average_precision_at_r"] == pytest.approx(
+        m["mean_average_precision_at_r"]
+    )
     d = L.triplet_diagnostics(y[:40], e[:40], 0.2, False)
-    assert row["fraction_active"] == pytest.approx(float(d["fraction_active"]), abs=1e-6)
+    assert row["fraction_active"] == pytest.approx(
+        float(d["fraction_active"]), abs=1e-6
+    )
     assert row["mean_norm"] == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="one label per image"):
         Monitor(net, x, y[:-1])
@@ -93,7 +99,9 @@ def test_monitor_records_match_direct_computation(tiny_data):
 def test_train_mining_every_scheme(tiny_data, scheme):
     x, y = tiny_data(240)
     recipe = MiningRecipe("r", mining=scheme, p=4, k=6, steps=6, embedding_dim=8)
-    net, hist = train_mining(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=3)
+    net, hist = train_mining(
+        recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=3
+    )
     assert len(hist["step_loss"]) == 6
     assert np.all(np.isfinite(hist["step_loss"]))
     assert [r["step"] for r in hist["monitor"]] == [3.0, 6.0]
@@ -104,25 +112,41 @@ def test_train_mining_every_scheme(tiny_data, scheme):
 
 def test_training_learns_and_is_deterministic(tiny_data):
     x, y = tiny_data(240)
-    recipe = MiningRecipe("r", mining="batch_all", p=4, k=8, steps=40, embedding_dim=8, learning_rate=3e-3)
-    net, hist = train_mining(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40)
+    recipe = MiningRecipe(
+        "r", mining="batch_all", p=4, k=8, steps=40, embedding_dim=8, learning_rate=3e-3
+    )
+    net, hist = train_mining(
+        recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40
+    )
     assert hist["monitor"][-1]["precision_at_1"] >= 0.9
-    net2, hist2 = train_mining(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40)
+    net2, hist2 = train_mining(
+        recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40
+    )
     np.testing.assert_allclose(hist["step_loss"], hist2["step_loss"], rtol=1e-5)
 
 
 def test_load_or_train_mining_cache(tiny_data, tmp_path):
     x, y = tiny_data(240)
-    recipe = MiningRecipe("tiny", mining="batch_hard", p=4, k=4, steps=3, embedding_dim=8)
-    net, hist, trained = load_or_train_mining(recipe, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path)
+    recipe = MiningRecipe(
+        "tiny", mining="batch_hard", p=4, k=4, steps=3, embedding_dim=8
+    )
+    net, hist, trained = load_or_train_mining(
+        recipe, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path
+    )
     assert trained
-    again, hist2, trained2 = load_or_train_mining(recipe, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path)
+    again, hist2, trained2 = load_or_train_mining(
+        recipe, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path
+    )
     assert not trained2
     np.testing.assert_allclose(embed(net, x[:10]), embed(again, x[:10]), atol=1e-6)
     other = dataclasses.replace(recipe, margin=0.5)
-    _, _, trained3 = load_or_train_mining(other, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path)
+    _, _, trained3 = load_or_train_mining(
+        other, x[:200], y[:200], x[200:], y[200:], artifacts=tmp_path
+    )
     assert trained3
-    _, _, trained4 = load_or_train_mining(other, x[:200], y[:200], x[190:], y[190:], artifacts=tmp_path)
+    _, _, trained4 = load_or_train_mining(
+        other, x[:200], y[:200], x[190:], y[190:], artifacts=tmp_path
+    )
     assert trained4  # other monitoring data: retrained
 
 
@@ -142,12 +166,22 @@ def test_softmax_baseline_learns_and_checks_labels(tiny_data):
 
 def test_steps_per_execution_changes_nothing_but_speed(tiny_data):
     x, y = tiny_data(240)
-    recipe = MiningRecipe("r", mining="batch_all", p=4, k=6, steps=12, embedding_dim=8, dropout=0.0)
+    recipe = MiningRecipe(
+        "r", mining="batch_all", p=4, k=6, steps=12, embedding_dim=8, dropout=0.0
+    )
     fast = dataclasses.replace(recipe, steps_per_execution=4)
     net1, h1 = train_mining(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=4)
     net2, h2 = train_mining(fast, x[:200], y[:200], x[200:], y[200:], monitor_every=4)
-    assert [r["step"] for r in h2["monitor"]] == [r["step"] for r in h1["monitor"]] == [4.0, 8.0, 12.0]
-    assert h1["monitor"][0]["precision_at_1"] == pytest.approx(h2["monitor"][0]["precision_at_1"])
+    assert (
+        [r["step"] for r in h2["monitor"]]
+        == [r["step"] for r in h1["monitor"]]
+        == [4.0, 8.0, 12.0]
+    )
+    assert h1["monitor"][0]["precision_at_1"] == pytest.approx(
+        h2["monitor"][0]["precision_at_1"]
+    )
     np.testing.assert_allclose(embed(net1, x[:20]), embed(net2, x[:20]), atol=1e-5)
     # per-step losses: spe=4 reports one mean per call, spread over its 4 steps
-    np.testing.assert_allclose(np.mean(h1["step_loss"]), np.mean(h2["step_loss"]), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.mean(h1["step_loss"]), np.mean(h2["step_loss"]), rtol=1e-4
+    )

@@ -61,7 +61,9 @@ def test_random_triplets_are_valid(seed):
     y = np.random.default_rng(seed).integers(0, 4, 300)
     t = S.random_triplets(y, seed=seed)
     assert t.shape == (300, 3) and t.dtype == np.int64
-    assert sorted(t[:, 0].tolist()) == list(range(300))  # every example is an anchor once
+    assert sorted(t[:, 0].tolist()) == list(
+        range(300)
+    )  # every example is an anchor once
     assert (t[:, 0] != t[:, 1]).all()
     assert (y[t[:, 0]] == y[t[:, 1]]).all()
     assert (y[t[:, 0]] != y[t[:, 2]]).all()
@@ -114,7 +116,9 @@ def test_triplet_dataset_batches():
     assert set(first) == {"anchor", "positive", "negative"}
     assert first["anchor"].dtype.name == "float32"
     np.testing.assert_array_equal(first["negative"].numpy()[:, 0, 0], t[:4, 2])
-    shuffled = np.concatenate([b[0]["anchor"].numpy()[:, 0, 0] for b in S.triplet_dataset(x, t, 4, seed=0)])
+    shuffled = np.concatenate(
+        [b[0]["anchor"].numpy()[:, 0, 0] for b in S.triplet_dataset(x, t, 4, seed=0)]
+    )
     assert sorted(shuffled.tolist()) == sorted(t[:, 0].tolist())
 
 
@@ -126,7 +130,9 @@ def test_random_triplet_dataset_matches_index_array():
     got = [b[0] for b in ds.take(4)]
     for epoch in range(2):
         expected = S.random_triplets(y, seed=2, epoch=epoch)[: steps * 5]
-        fed = np.concatenate([got[2 * epoch + s]["anchor"].numpy()[:, 0] for s in range(2)])
+        fed = np.concatenate(
+            [got[2 * epoch + s]["anchor"].numpy()[:, 0] for s in range(2)]
+        )
         np.testing.assert_array_equal(fed.astype(int), expected[:, 0])
 
 
@@ -138,20 +144,85 @@ def test_split_indices():
 
 
 BAD = [
-    ("float labels", lambda: S.seed_offline_triplets(np.zeros(4, np.float32)), TypeError, "integer dtype"),
+    (
+        "float labels",
+        lambda: S.seed_offline_triplets(np.zeros(4, np.float32)),
+        TypeError,
+        "integer dtype",
+    ),
     ("list labels", lambda: S.random_triplets([0, 1, 0, 1]), TypeError, "numpy array"),
-    ("2-D labels", lambda: S.random_triplets(np.zeros((4, 2), int)), ValueError, r"shape \(N,\)"),
-    ("one class", lambda: S.seed_offline_triplets(np.zeros(5, int)), ValueError, "at least two classes"),
-    ("singleton class", lambda: S.random_triplets(np.array([0, 0, 1])), ValueError, r"class\(es\) \[1\]"),
-    ("k too large", lambda: S.pk_batch_indices(labels_small(), 2, 4, 1), ValueError, "smallest class has only 3"),
-    ("p too large", lambda: S.pk_batch_indices(labels_small(), 4, 2, 1), ValueError, "only 3"),
-    ("k below 2", lambda: S.pk_batch_indices(labels_small(), 2, 1, 1), ValueError, "at least 2"),
-    ("length mismatch", lambda: S.random_triplet_dataset(np.zeros((5, 2)), labels_small()), ValueError, "same length"),
-    ("pk length mismatch", lambda: S.pk_dataset(np.zeros((5, 2)), labels_small(), 2, 2), ValueError, "same length"),
-    ("bad triplets shape", lambda: S.triplet_dataset(np.zeros((5, 2)), np.zeros((3, 2), int)), ValueError, r"\(T, 3\)"),
-    ("triplet out of range", lambda: S.triplet_dataset(np.zeros((5, 2)), np.full((3, 3), 9)), ValueError, "0..4"),
-    ("seed not int", lambda: S.random_triplets(labels_small(), seed=1.5), TypeError, "seed must be an int"),
-    ("fraction out of range", lambda: S.split_indices(labels_small(), 1.5), ValueError, "between 0 and 1"),
+    (
+        "2-D labels",
+        lambda: S.random_triplets(np.zeros((4, 2), int)),
+        ValueError,
+        r"shape \(N,\)",
+    ),
+    (
+        "one class",
+        lambda: S.seed_offline_triplets(np.zeros(5, int)),
+        ValueError,
+        "at least two classes",
+    ),
+    (
+        "singleton class",
+        lambda: S.random_triplets(np.array([0, 0, 1])),
+        ValueError,
+        r"class\(es\) \[1\]",
+    ),
+    (
+        "k too large",
+        lambda: S.pk_batch_indices(labels_small(), 2, 4, 1),
+        ValueError,
+        "smallest class has only 3",
+    ),
+    (
+        "p too large",
+        lambda: S.pk_batch_indices(labels_small(), 4, 2, 1),
+        ValueError,
+        "only 3",
+    ),
+    (
+        "k below 2",
+        lambda: S.pk_batch_indices(labels_small(), 2, 1, 1),
+        ValueError,
+        "at least 2",
+    ),
+    (
+        "length mismatch",
+        lambda: S.random_triplet_dataset(np.zeros((5, 2)), labels_small()),
+        ValueError,
+        "same length",
+    ),
+    (
+        "pk length mismatch",
+        lambda: S.pk_dataset(np.zeros((5, 2)), labels_small(), 2, 2),
+        ValueError,
+        "same length",
+    ),
+    (
+        "bad triplets shape",
+        lambda: S.triplet_dataset(np.zeros((5, 2)), np.zeros((3, 2), int)),
+        ValueError,
+        r"\(T, 3\)",
+    ),
+    (
+        "triplet out of range",
+        lambda: S.triplet_dataset(np.zeros((5, 2)), np.full((3, 3), 9)),
+        ValueError,
+        "0..4",
+    ),
+    (
+        "seed not int",
+        lambda: S.random_triplets(labels_small(), seed=1.5),
+        TypeError,
+        "seed must be an int",
+    ),
+    (
+        "fraction out of range",
+        lambda: S.split_indices(labels_small(), 1.5),
+        ValueError,
+        "between 0 and 1",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """Verification metrics against hand-computed ROC curves and a pair-counting AUC."""
+
 import numpy as np
 import pytest
 
@@ -51,7 +52,9 @@ def test_auc_matches_pair_counting(seed):
     d = np.round(rng.random(60), 1)  # many ties
     same = rng.random(60) < 0.4
     pos, neg = d[same], d[~same]
-    wins = (pos[:, None] < neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    wins = (pos[:, None] < neg[None, :]).sum() + 0.5 * (
+        pos[:, None] == neg[None, :]
+    ).sum()
     assert roc_auc(d, same) == pytest.approx(wins / (len(pos) * len(neg)), abs=1e-12)
 
 
@@ -79,7 +82,9 @@ def test_sample_pairs():
 
 def test_pair_distances():
     e = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
-    np.testing.assert_allclose(pair_distances(e, np.array([[0, 1], [1, 2], [2, 2]])), [5.0, np.sqrt(20.0), 0.0])
+    np.testing.assert_allclose(
+        pair_distances(e, np.array([[0, 1], [1, 2], [2, 2]])), [5.0, np.sqrt(20.0), 0.0]
+    )
 
 
 def test_bad_inputs():

@@ -11,7 +11,9 @@ import statistics
 import time
 from typing import Dict, List, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no start-up lines
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "3"
+)  # before TensorFlow loads: no start-up lines
 
 import keras
 import numpy as np
@@ -105,7 +107,9 @@ def embedding_throughput(
     if not sizes or min(sizes) < 1:
         raise ValueError(f"batch_sizes must be positive ints, got {list(batch_sizes)}")
     if not isinstance(images, np.ndarray) or len(images) < max(sizes):
-        raise ValueError(f"images must be a numpy array with at least {max(sizes)} rows")
+        raise ValueError(
+            f"images must be a numpy array with at least {max(sizes)} rows"
+        )
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
@@ -215,7 +219,9 @@ def training_throughput(
     triplets = seed_offline_triplets(labels, seed=seed)
     needed = batch_size * steps
     if needed > len(triplets):
-        raise ValueError(f"{steps} steps of {batch_size} need {needed} triplets, only {len(triplets)} exist")
+        raise ValueError(
+            f"{steps} steps of {batch_size} need {needed} triplets, only {len(triplets)} exist"
+        )
     keras.utils.set_random_seed(seed)
     net = build_embedding_net(seed=seed)
     if precision != "float32":
@@ -240,13 +246,21 @@ def training_throughput(
         dummy = np.zeros(needed, np.float32)
 
         def run(rows):
-            model.fit({k: v[:rows] for k, v in arrays.items()}, dummy[:rows], batch_size=batch_size,
-                      epochs=1, verbose=0, shuffle=True)
+            model.fit(
+                {k: v[:rows] for k, v in arrays.items()},
+                dummy[:rows],
+                batch_size=batch_size,
+                epochs=1,
+                verbose=0,
+                shuffle=True,
+            )
     else:
 
         def run(rows):
             data = triplet_dataset(raw, triplets[:rows], batch_size, seed=seed)
-            model.fit(data, epochs=1, verbose=0, shuffle=False)  # the dataset shuffles itself
+            model.fit(
+                data, epochs=1, verbose=0, shuffle=False
+            )  # the dataset shuffles itself
 
     run(warm_rows)
     times = []
@@ -271,7 +285,9 @@ def training_throughput(
     }
 
 
-def search_time(queries: np.ndarray, references: np.ndarray, k: int = 1, repeats: int = 3) -> Dict[str, float]:
+def search_time(
+    queries: np.ndarray, references: np.ndarray, k: int = 1, repeats: int = 3
+) -> Dict[str, float]:
     """Seconds for an exact k-nearest-neighbour search (median of ``repeats``).
 
     Parameters
@@ -314,18 +330,54 @@ def peak_memory_mib() -> float:
 #: seed (``model.fit`` on three NumPy arrays, batch 32), which the others are
 #: compared to; each following row adds one change.
 TRAINING_CONFIGS = (
-    ("plain port: fit on NumPy arrays (batch 32)", dict(batch_size=32, steps=300, feed="arrays")),
+    (
+        "plain port: fit on NumPy arrays (batch 32)",
+        dict(batch_size=32, steps=300, feed="arrays"),
+    ),
     ("+ tf.data pipeline (gather by index, prefetch)", dict(batch_size=32, steps=300)),
-    ("+ tf.data + steps_per_execution=100", dict(batch_size=32, steps=300, steps_per_execution=100)),
+    (
+        "+ tf.data + steps_per_execution=100",
+        dict(batch_size=32, steps=300, steps_per_execution=100),
+    ),
     ("+ tf.data + fused branches", dict(batch_size=32, steps=300, fused=True)),
-    ("+ tf.data + fused + spe=100", dict(batch_size=32, steps=300, steps_per_execution=100, fused=True)),
-    ("+ tf.data + fused + spe=25 + XLA",
-     dict(batch_size=32, steps=50, steps_per_execution=25, fused=True, jit_compile=True)),
-    ("+ tf.data + fused + spe=100 + bfloat16",
-     dict(batch_size=32, steps=300, steps_per_execution=100, fused=True, precision="mixed_bfloat16")),
-    ("batch 256, NumPy arrays (changes the optimisation)", dict(batch_size=256, steps=40, feed="arrays")),
-    ("batch 256 + tf.data + fused + spe=10 + bfloat16",
-     dict(batch_size=256, steps=40, steps_per_execution=10, fused=True, precision="mixed_bfloat16")),
+    (
+        "+ tf.data + fused + spe=100",
+        dict(batch_size=32, steps=300, steps_per_execution=100, fused=True),
+    ),
+    (
+        "+ tf.data + fused + spe=25 + XLA",
+        dict(
+            batch_size=32,
+            steps=50,
+            steps_per_execution=25,
+            fused=True,
+            jit_compile=True,
+        ),
+    ),
+    (
+        "+ tf.data + fused + spe=100 + bfloat16",
+        dict(
+            batch_size=32,
+            steps=300,
+            steps_per_execution=100,
+            fused=True,
+            precision="mixed_bfloat16",
+        ),
+    ),
+    (
+        "batch 256, NumPy arrays (changes the optimisation)",
+        dict(batch_size=256, steps=40, feed="arrays"),
+    ),
+    (
+        "batch 256 + tf.data + fused + spe=10 + bfloat16",
+        dict(
+            batch_size=256,
+            steps=40,
+            steps_per_execution=10,
+            fused=True,
+            precision="mixed_bfloat16",
+        ),
+    ),
 )
 
 
@@ -351,11 +403,22 @@ def main(argv=None) -> int:
     from .data import load_mnist
     from .models import build_embedding_net
 
-    parser = argparse.ArgumentParser(prog="python -m tripletutils.bench", description=main.__doc__)
-    parser.add_argument("--output", default="bench.json", help="where to write the JSON results")
+    parser = argparse.ArgumentParser(
+        prog="python -m tripletutils.bench", description=main.__doc__
+    )
+    parser.add_argument(
+        "--output", default="bench.json", help="where to write the JSON results"
+    )
     parser.add_argument("--mnist", default=None, help="path of a local mnist.npz")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per embedding batch size")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the training rows (median taken)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed repeats per embedding batch size"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds over the training rows (median taken)",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -370,8 +433,10 @@ def main(argv=None) -> int:
         "embedding": [],
         "search": None,
     }
-    print(f"{results['hardware']['cpu']}, {results['hardware']['cores']} cores, "
-          f"TensorFlow {results['hardware']['tensorflow']}, oneDNN {results['hardware']['onednn']}")
+    print(
+        f"{results['hardware']['cpu']}, {results['hardware']['cores']} cores, "
+        f"TensorFlow {results['hardware']['tensorflow']}, oneDNN {results['hardware']['onednn']}"
+    )
     # Rounds over all rows, not repeats of one row after another: the machine's
     # speed drifts over minutes, and interleaving spreads the drift over all rows.
     if args.rounds < 1:
@@ -384,36 +449,51 @@ def main(argv=None) -> int:
     base = None
     for label, kwargs in TRAINING_CONFIGS:
         rows = runs[label]
-        row = dict(sorted(rows, key=lambda r: r["seconds"])[len(rows) // 2])  # the median round
+        row = dict(
+            sorted(rows, key=lambda r: r["seconds"])[len(rows) // 2]
+        )  # the median round
         row["seconds_all"] = [r["seconds"] for r in rows]
         row["label"] = label
         base = base or row["seconds_per_60000_triplets"]
         results["training"].append(row)
-        per_round = ", ".join(f"{60000 * t / (row['steps'] * row['batch_size']):.1f}" for t in row["seconds_all"])
-        print(f"train  {label:52s}: {row['triplets_per_second']:7,.0f} triplets/s  "
-              f"{row['seconds_per_60000_triplets']:6.2f} s per 60,000  x{base / row['seconds_per_60000_triplets']:.2f}"
-              f"  (rounds: {per_round})")
+        per_round = ", ".join(
+            f"{60000 * t / (row['steps'] * row['batch_size']):.1f}"
+            for t in row["seconds_all"]
+        )
+        print(
+            f"train  {label:52s}: {row['triplets_per_second']:7,.0f} triplets/s  "
+            f"{row['seconds_per_60000_triplets']:6.2f} s per 60,000  x{base / row['seconds_per_60000_triplets']:.2f}"
+            f"  (rounds: {per_round})"
+        )
     from .evaluation import mixed_precision_copy
 
     net = build_embedding_net(seed=0)
     images = x_test[:4096] * np.float32(255.0)
     for policy in ("float32", "mixed_bfloat16"):
         model = net if policy == "float32" else mixed_precision_copy(net, policy)
-        for row in embedding_throughput(model, images, batch_sizes=(1, 32, 256, 1024, 4096), repeats=args.repeats):
+        for row in embedding_throughput(
+            model, images, batch_sizes=(1, 32, 256, 1024, 4096), repeats=args.repeats
+        ):
             row["precision"] = policy
             results["embedding"].append(row)
-            print(f"embed  {policy:14s} batch {row['batch_size']:4d}: {row['images_per_second']:9,.0f} images/s  "
-                  f"(spread {row['spread']:.0%})")
+            print(
+                f"embed  {policy:14s} batch {row['batch_size']:4d}: {row['images_per_second']:9,.0f} images/s  "
+                f"(spread {row['spread']:.0%})"
+            )
     from .evaluation import embed
 
     train_e = embed(net, x_train * np.float32(255.0))
     test_e = embed(net, x_test * np.float32(255.0))
     results["search"] = search_time(test_e, train_e, k=1)
-    print(f"search {results['search']['queries']} queries x {results['search']['references']} references "
-          f"(dim {results['search']['dim']}): {results['search']['seconds']:.2f} s")
+    print(
+        f"search {results['search']['queries']} queries x {results['search']['references']} references "
+        f"(dim {results['search']['dim']}): {results['search']['seconds']:.2f} s"
+    )
     results["peak_memory_mib"] = peak_memory_mib()
     results["total_seconds"] = time.perf_counter() - started
-    print(f"peak memory {results['peak_memory_mib']:.0f} MiB, total {results['total_seconds']:.0f} s")
+    print(
+        f"peak memory {results['peak_memory_mib']:.0f} MiB, total {results['total_seconds']:.0f} s"
+    )
     with open(args.output, "w") as fh:
         json.dump(results, fh, indent=2)
     print(f"wrote {args.output}")

@@ -27,7 +27,9 @@ def _check_labels(name: str, labels: np.ndarray) -> np.ndarray:
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
+        raise ValueError(
+            f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}"
+        )
     if len(labels) == 0:
         raise ValueError(f"{name} must not be empty")
     return labels
@@ -38,7 +40,9 @@ def _entropy(counts: np.ndarray) -> float:
     return float(-np.sum(p * np.log(p)))
 
 
-def normalized_mutual_information(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
+def normalized_mutual_information(
+    labels_true: np.ndarray, labels_pred: np.ndarray
+) -> float:
     """NMI between two labelings, arithmetic-mean normalisation.
 
     Parameters
@@ -115,14 +119,22 @@ def cluster_scores(
 
     labels = _check_labels("labels", labels)
     if not isinstance(embeddings, np.ndarray):
-        raise TypeError(f"embeddings must be a numpy array, got {type(embeddings).__name__}")
+        raise TypeError(
+            f"embeddings must be a numpy array, got {type(embeddings).__name__}"
+        )
     if embeddings.ndim != 2 or len(embeddings) != len(labels):
         raise ValueError(
             f"embeddings must be (N, dim) with N = {len(labels)} labels, got shape {embeddings.shape}"
         )
     k = len(np.unique(labels)) if n_clusters is None else n_clusters
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(labels):
-        raise ValueError(f"n_clusters must be an int in 1..{len(labels)}, got {n_clusters!r}")
+    if (
+        isinstance(k, bool)
+        or not isinstance(k, (int, np.integer))
+        or not 1 <= k <= len(labels)
+    ):
+        raise ValueError(
+            f"n_clusters must be an int in 1..{len(labels)}, got {n_clusters!r}"
+        )
     pred = KMeans(n_clusters=int(k), n_init=n_init, random_state=seed).fit_predict(
         embeddings.astype(np.float64)
     )

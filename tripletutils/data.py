@@ -71,7 +71,12 @@ def validate_mnist_arrays(
     """
     if not isinstance(source, str):
         raise TypeError(f"source must be a str, got {type(source).__name__}")
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    arrays = {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+    }
     for name, arr in arrays.items():
         if not isinstance(arr, np.ndarray):
             raise MnistDataError(
@@ -88,7 +93,9 @@ def validate_mnist_arrays(
                 f"{source}: 'x_{split}' must have dtype uint8 (pixels 0..255), got {x.dtype}"
             )
         if y.ndim != 1:
-            raise MnistDataError(f"{source}: 'y_{split}' must have shape (N,), got {y.shape}")
+            raise MnistDataError(
+                f"{source}: 'y_{split}' must have shape (N,), got {y.shape}"
+            )
         if not np.issubdtype(y.dtype, np.integer):
             raise MnistDataError(
                 f"{source}: 'y_{split}' must have an integer dtype, got {y.dtype}"
@@ -115,7 +122,9 @@ def _read_npz(path: Path) -> Tuple[np.ndarray, ...]:
             f"{MNIST_ENV_VAR} to one."
         )
     if path.is_dir():
-        raise MnistDataError(f"MNIST path '{path}' is a directory, expected an .npz file")
+        raise MnistDataError(
+            f"MNIST path '{path}' is a directory, expected an .npz file"
+        )
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as fh:
             head = fh.read(4)

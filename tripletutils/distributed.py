@@ -53,13 +53,30 @@ def tf_config(workers: Sequence[str], index: int) -> str:
         ``index`` is out of range.
     """
     if isinstance(workers, str) or not isinstance(workers, Sequence) or not workers:
-        raise TypeError(f"workers must be a non-empty list of 'host:port' strings, got {workers!r}")
+        raise TypeError(
+            f"workers must be a non-empty list of 'host:port' strings, got {workers!r}"
+        )
     for w in workers:
-        if not isinstance(w, str) or w.count(":") != 1 or not w.rsplit(":", 1)[1].isdigit():
+        if (
+            not isinstance(w, str)
+            or w.count(":") != 1
+            or not w.rsplit(":", 1)[1].isdigit()
+        ):
             raise ValueError(f"each worker must be 'host:port', got {w!r}")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(workers):
-        raise ValueError(f"index must be an int in 0..{len(workers) - 1}, got {index!r}")
-    return json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}})
+    if (
+        isinstance(index, bool)
+        or not isinstance(index, int)
+        or not 0 <= index < len(workers)
+    ):
+        raise ValueError(
+            f"index must be an int in 0..{len(workers) - 1}, got {index!r}"
+        )
+    return json.dumps(
+        {
+            "cluster": {"worker": list(workers)},
+            "task": {"type": "worker", "index": index},
+        }
+    )
 
 
 def train_steps(
@@ -107,15 +124,21 @@ def train_steps(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(dataset, tf.data.Dataset):
-        raise TypeError(f"dataset must be a tf.data.Dataset, got {type(dataset).__name__}")
+        raise TypeError(
+            f"dataset must be a tf.data.Dataset, got {type(dataset).__name__}"
+        )
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         built = build()
         if not (isinstance(built, tuple) and len(built) == 3):
             raise ValueError("build must return (model, loss, optimizer)")
         model, loss_fn, optimizer = built
-        if not isinstance(model, keras.Model) or not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise ValueError("build must return a keras.Model, a loss and a keras optimizer")
+        if not isinstance(model, keras.Model) or not isinstance(
+            optimizer, keras.optimizers.Optimizer
+        ):
+            raise ValueError(
+                "build must return a keras.Model, a loss and a keras optimizer"
+            )
         optimizer.build(model.trainable_variables)
     replicas = strategy.num_replicas_in_sync
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
@@ -124,7 +147,11 @@ def train_steps(
         # A keras Loss divides its mean by the number of replicas by itself
         # (for non-scalar values); ``call`` gives the unreduced values instead,
         # so that every loss is treated alike: the mean over this replica.
-        values = loss_fn.call(y, y_pred) if isinstance(loss_fn, keras.losses.Loss) else loss_fn(y, y_pred)
+        values = (
+            loss_fn.call(y, y_pred)
+            if isinstance(loss_fn, keras.losses.Loss)
+            else loss_fn(y, y_pred)
+        )
         return tf.reduce_mean(tf.cast(values, tf.float32))
 
     def replica_step(x, y):

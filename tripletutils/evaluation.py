@@ -37,7 +37,9 @@ def _check_batch_size(batch_size: int) -> int:
     return int(batch_size)
 
 
-_COMPILED: "weakref.WeakKeyDictionary[keras.Model, object]" = weakref.WeakKeyDictionary()
+_COMPILED: "weakref.WeakKeyDictionary[keras.Model, object]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _compiled(model: keras.Model):
@@ -107,14 +109,20 @@ def _set_policy(config, policy: str) -> None:
         return
     inner = config.get("config")
     if isinstance(inner, dict):
-        if "dtype" in inner and config.get("class_name") not in ("Functional", "Model", "Sequential"):
+        if "dtype" in inner and config.get("class_name") not in (
+            "Functional",
+            "Model",
+            "Sequential",
+        ):
             inner["dtype"] = policy
         for value in inner.values():
             if isinstance(value, (list, dict)):
                 _set_policy(value, policy)
 
 
-def mixed_precision_copy(model: keras.Model, policy: str = "mixed_bfloat16") -> keras.Model:
+def mixed_precision_copy(
+    model: keras.Model, policy: str = "mixed_bfloat16"
+) -> keras.Model:
     """A copy of a trained model that computes in reduced precision, for inference.
 
     Every layer (also inside nested models) gets the dtype policy ``policy``:
@@ -189,7 +197,9 @@ def triplet_gaps(
             f"embeddings must be a numpy array of shape (N, dim), got "
             f"{getattr(embeddings, 'shape', type(embeddings).__name__)}"
         )
-    if not isinstance(triplets, np.ndarray) or not np.issubdtype(triplets.dtype, np.integer):
+    if not isinstance(triplets, np.ndarray) or not np.issubdtype(
+        triplets.dtype, np.integer
+    ):
         raise TypeError("triplets must be an integer numpy array of shape (T, 3)")
     if triplets.ndim != 2 or triplets.shape[1] != 3:
         raise ValueError(f"triplets must have shape (T, 3), got {triplets.shape}")
@@ -328,7 +338,9 @@ def format_seed_log(rows: List[Dict[str, float]]) -> str:
 DIFFICULTY_NAMES = ("easy", "semi-hard", "hard")
 
 
-def triplet_difficulty(d_ap: np.ndarray, d_an: np.ndarray, margin: float = 1.0) -> np.ndarray:
+def triplet_difficulty(
+    d_ap: np.ndarray, d_an: np.ndarray, margin: float = 1.0
+) -> np.ndarray:
     """Classify triplets as easy (0), semi-hard (1) or hard (2).
 
     * easy: ``d(a,n) >= d(a,p) + margin`` (zero loss, no gradient);
@@ -353,7 +365,9 @@ def triplet_difficulty(d_ap: np.ndarray, d_an: np.ndarray, margin: float = 1.0) 
     """
     d_ap, d_an = np.asarray(d_ap, dtype=np.float64), np.asarray(d_an, dtype=np.float64)
     if d_ap.shape != d_an.shape:
-        raise ValueError(f"d_ap and d_an must have the same shape, got {d_ap.shape} and {d_an.shape}")
+        raise ValueError(
+            f"d_ap and d_an must have the same shape, got {d_ap.shape} and {d_an.shape}"
+        )
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
         raise ValueError(f"margin must be a non-negative float, got {margin!r}")
     codes = np.full(d_ap.shape, 1, dtype=np.int64)

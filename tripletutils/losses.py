@@ -160,7 +160,9 @@ def split_triplet_output(y_pred, num_parts: int = 3):
     """
     y_pred = ops.convert_to_tensor(y_pred)
     if len(y_pred.shape) != 2:
-        raise ValueError(f"y_pred must have shape (batch, 3 * dim), got {tuple(y_pred.shape)}")
+        raise ValueError(
+            f"y_pred must have shape (batch, 3 * dim), got {tuple(y_pred.shape)}"
+        )
     width = y_pred.shape[-1]
     if width is None or width % num_parts:
         raise ValueError(
@@ -248,7 +250,9 @@ def _safe_mean(values, mask):
 # --------------------------------------------------------------------------- #
 # Online losses
 # --------------------------------------------------------------------------- #
-def batch_all_triplet_loss(labels, embeddings, margin: float = 1.0, squared: bool = False):
+def batch_all_triplet_loss(
+    labels, embeddings, margin: float = 1.0, squared: bool = False
+):
     """Batch-all loss: mean over the *active* valid triplets in the batch.
 
     A triplet ``(a, p, n)`` is valid when ``a != p``, ``label[a] == label[p]``
@@ -299,7 +303,9 @@ def _hardest(labels, embeddings, margin, squared):
     return margin, hardest_pos, hardest_neg, has_both
 
 
-def batch_hard_triplet_loss(labels, embeddings, margin: float = 1.0, squared: bool = False):
+def batch_hard_triplet_loss(
+    labels, embeddings, margin: float = 1.0, squared: bool = False
+):
     """Batch-hard loss (Hermans et al. 2017): hardest positive and negative.
 
     For each anchor that has at least one positive and one negative in the
@@ -347,7 +353,9 @@ def soft_margin_triplet_loss(labels, embeddings, squared: bool = False):
     return _safe_mean(ops.softplus(hp - hn), ok)
 
 
-def semi_hard_triplet_loss(labels, embeddings, margin: float = 1.0, squared: bool = False):
+def semi_hard_triplet_loss(
+    labels, embeddings, margin: float = 1.0, squared: bool = False
+):
     """Semi-hard loss (Schroff et al. 2015, FaceNet), as TF-Addons computed it.
 
     For every positive pair ``(a, p)``: the negative is the *closest* one that
@@ -458,7 +466,13 @@ class OfflineTripletLoss(_TripletLossBase):
     :func:`offline_triplet_loss` is averaged over the batch.
     """
 
-    def __init__(self, margin: float = 1.0, squared: bool = True, name="offline_triplet_loss", **kwargs):
+    def __init__(
+        self,
+        margin: float = 1.0,
+        squared: bool = True,
+        name="offline_triplet_loss",
+        **kwargs,
+    ):
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -469,7 +483,13 @@ class OfflineTripletLoss(_TripletLossBase):
 class BatchAllTripletLoss(_TripletLossBase):
     """Keras wrapper of :func:`batch_all_triplet_loss` (``y_true`` = labels)."""
 
-    def __init__(self, margin: float = 1.0, squared: bool = False, name="batch_all_triplet_loss", **kwargs):
+    def __init__(
+        self,
+        margin: float = 1.0,
+        squared: bool = False,
+        name="batch_all_triplet_loss",
+        **kwargs,
+    ):
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -480,7 +500,13 @@ class BatchAllTripletLoss(_TripletLossBase):
 class BatchHardTripletLoss(_TripletLossBase):
     """Keras wrapper of :func:`batch_hard_triplet_loss` (``y_true`` = labels)."""
 
-    def __init__(self, margin: float = 1.0, squared: bool = False, name="batch_hard_triplet_loss", **kwargs):
+    def __init__(
+        self,
+        margin: float = 1.0,
+        squared: bool = False,
+        name="batch_hard_triplet_loss",
+        **kwargs,
+    ):
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -491,7 +517,13 @@ class BatchHardTripletLoss(_TripletLossBase):
 class SemiHardTripletLoss(_TripletLossBase):
     """Keras wrapper of :func:`semi_hard_triplet_loss` (``y_true`` = labels)."""
 
-    def __init__(self, margin: float = 1.0, squared: bool = False, name="semi_hard_triplet_loss", **kwargs):
+    def __init__(
+        self,
+        margin: float = 1.0,
+        squared: bool = False,
+        name="semi_hard_triplet_loss",
+        **kwargs,
+    ):
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -507,7 +539,9 @@ class SoftMarginTripletLoss(keras.losses.Loss):
     squared : bool, default False
     """
 
-    def __init__(self, squared: bool = False, name="soft_margin_triplet_loss", **kwargs):
+    def __init__(
+        self, squared: bool = False, name="soft_margin_triplet_loss", **kwargs
+    ):
         super().__init__(name=name, **kwargs)
         self.squared = _check_squared(squared)
 

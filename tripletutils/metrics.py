@@ -97,7 +97,11 @@ def nearest_neighbours(
     """
     if not isinstance(queries, np.ndarray) or not isinstance(references, np.ndarray):
         raise TypeError("queries and references must be numpy arrays")
-    if queries.ndim != 2 or references.ndim != 2 or queries.shape[1] != references.shape[1]:
+    if (
+        queries.ndim != 2
+        or references.ndim != 2
+        or queries.shape[1] != references.shape[1]
+    ):
         raise ValueError(
             f"queries and references must be (Q, dim) and (N, dim), got {queries.shape} "
             f"and {references.shape}"
@@ -105,9 +109,17 @@ def nearest_neighbours(
     if same_set and queries.shape != references.shape:
         raise ValueError("same_set=True needs queries and references of the same shape")
     available = len(references) - (1 if same_set else 0)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= available:
+    if (
+        isinstance(k, bool)
+        or not isinstance(k, (int, np.integer))
+        or not 1 <= k <= available
+    ):
         raise ValueError(f"k must be an int in 1..{available}, got {k!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int)
+        or chunk_size < 1
+    ):
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     out = np.empty((len(queries), k), dtype=np.int64)
     for start, block in _neighbour_blocks(queries, references, k, same_set, chunk_size):
@@ -144,7 +156,9 @@ def _neighbour_blocks(queries, references, k, same_set, chunk_size):
         yield start, _k_smallest(d, k, scratch[: len(block)])
 
 
-def _k_smallest(d: np.ndarray, k: int, scratch: Optional[np.ndarray] = None) -> np.ndarray:
+def _k_smallest(
+    d: np.ndarray, k: int, scratch: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Column indices of the k smallest values per row; ties by column order.
 
     Exact and deterministic like a stable full sort: the k-th smallest value
@@ -170,7 +184,9 @@ def _k_smallest(d: np.ndarray, k: int, scratch: Optional[np.ndarray] = None) -> 
         sub = mask if len(rows) == n else mask[rows]
         cols = np.nonzero(sub)[1].reshape(-1, k)  # column order within each row
         vals = np.take_along_axis(d if len(rows) == n else d[rows], cols, axis=1)
-        out[rows] = np.take_along_axis(cols, np.argsort(vals, axis=1, kind="stable"), axis=1)
+        out[rows] = np.take_along_axis(
+            cols, np.argsort(vals, axis=1, kind="stable"), axis=1
+        )
     for i in np.flatnonzero(~exact):
         cand = np.flatnonzero(mask[i])
         out[i] = cand[np.argsort(d[i, cand], kind="stable")[:k]]
@@ -221,7 +237,10 @@ def retrieval_metrics(
     if same_set:
         references, reference_labels = queries, query_labels
     _check(queries, query_labels, references, reference_labels)
-    for name, labels in (("query_labels", query_labels), ("reference_labels", reference_labels)):
+    for name, labels in (
+        ("query_labels", query_labels),
+        ("reference_labels", reference_labels),
+    ):
         if not np.issubdtype(labels.dtype, np.integer):
             raise TypeError(f"{name} must hold integer classes, got {labels.dtype}")
     ks = sorted({int(k) for k in ks})
@@ -236,23 +255,31 @@ def retrieval_metrics(
     depth = max(max(ks), int(r.max()))
     depth = min(depth, len(references) - (1 if same_set else 0))
     if max(ks) > depth:
-        raise ValueError(f"k={max(ks)} exceeds the {depth} references available per query")
+        raise ValueError(
+            f"k={max(ks)} exceeds the {depth} references available per query"
+        )
     # One chunk of queries at a time: memory stays at chunk_size x depth
     # (depth is the largest class, 6,742 with MNIST's training set).
     ranks = np.arange(1, depth + 1)
     sums = {"first": 0.0, "rp": 0.0, "map": 0.0}
     sums.update({f"p{k}": 0.0 for k in ks})
     sums.update({f"r{k}": 0.0 for k in ks})
-    for start, nn in _neighbour_blocks(queries, references, depth, same_set, chunk_size):
+    for start, nn in _neighbour_blocks(
+        queries, references, depth, same_set, chunk_size
+    ):
         stop = start + len(nn)
         keep = scored[start:stop]
-        rel = reference_labels[nn[keep]] == query_labels[start:stop][keep, None]  # (q, depth)
+        rel = (
+            reference_labels[nn[keep]] == query_labels[start:stop][keep, None]
+        )  # (q, depth)
         r_s = r[start:stop][keep]
         within_r = ranks[None, :] <= r_s[:, None]
         hits = np.cumsum(rel, axis=1)
         sums["first"] += float(rel[:, 0].sum())
         sums["rp"] += float(np.sum(np.sum(rel & within_r, axis=1) / r_s))
-        sums["map"] += float(np.sum(np.sum(hits / ranks[None, :] * (rel & within_r), axis=1) / r_s))
+        sums["map"] += float(
+            np.sum(np.sum(hits / ranks[None, :] * (rel & within_r), axis=1) / r_s)
+        )
         for k in ks:
             sums[f"p{k}"] += float(np.sum(hits[:, k - 1] / k))
             sums[f"r{k}"] += float(np.sum(hits[:, k - 1] > 0))

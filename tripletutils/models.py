@@ -110,7 +110,9 @@ class UnstackToFeatures(layers.Layer):
 
 
 def build_lenet_backbone(
-    input_shape: Sequence[int] = (28, 28, 1), width: int = 256, seed: Optional[int] = None
+    input_shape: Sequence[int] = (28, 28, 1),
+    width: int = 256,
+    seed: Optional[int] = None,
 ) -> keras.Model:
     """A LeNet-style backbone, wider than the seed's, for the book's best recipe.
 
@@ -147,16 +149,26 @@ def build_lenet_backbone(
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive int, got {width!r}")
     input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or not all(isinstance(s, int) and s > 0 for s in input_shape):
-        raise ValueError(f"input_shape must be (height, width, channels) positive ints, got {input_shape}")
+    if len(input_shape) != 3 or not all(
+        isinstance(s, int) and s > 0 for s in input_shape
+    ):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) positive ints, got {input_shape}"
+        )
     if min(input_shape[:2]) < 16:
-        raise ValueError(f"images must be at least 16 x 16 for two 5x5 convolutions and pools, got {input_shape}")
+        raise ValueError(
+            f"images must be at least 16 x 16 for two 5x5 convolutions and pools, got {input_shape}"
+        )
 
     def init(offset):
-        return keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
+        return keras.initializers.GlorotUniform(
+            seed=None if seed is None else seed + offset
+        )
 
     inputs = keras.Input(shape=input_shape, name="image")
-    x = layers.Conv2D(32, (5, 5), activation="relu", kernel_initializer=init(10))(inputs)
+    x = layers.Conv2D(32, (5, 5), activation="relu", kernel_initializer=init(10))(
+        inputs
+    )
     x = layers.MaxPooling2D((2, 2))(x)
     x = layers.Conv2D(64, (5, 5), activation="relu", kernel_initializer=init(11))(x)
     x = layers.MaxPooling2D((2, 2))(x)
@@ -222,17 +234,27 @@ def build_embedding_net(
         backbone's input.
     """
     if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int):
-        raise TypeError(f"embedding_dim must be an int, got {type(embedding_dim).__name__}")
+        raise TypeError(
+            f"embedding_dim must be an int, got {type(embedding_dim).__name__}"
+        )
     if embedding_dim < 1:
         raise ValueError(f"embedding_dim must be at least 1, got {embedding_dim}")
     if not isinstance(l2_normalize, bool):
-        raise TypeError(f"l2_normalize must be a bool, got {type(l2_normalize).__name__}")
+        raise TypeError(
+            f"l2_normalize must be a bool, got {type(l2_normalize).__name__}"
+        )
     input_shape = tuple(input_shape)
     if not all(isinstance(s, int) and s > 0 for s in input_shape):
         raise ValueError(f"input_shape must hold positive ints, got {input_shape}")
     if backbone is not None and not isinstance(backbone, keras.Model):
-        raise TypeError(f"backbone must be a keras.Model, got {type(backbone).__name__}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise TypeError(
+            f"backbone must be a keras.Model, got {type(backbone).__name__}"
+        )
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, (int, float))
+        or not 0 <= dropout < 1
+    ):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
     if activation == "linear":
         activation = None
@@ -242,10 +264,16 @@ def build_embedding_net(
 
     inputs = keras.Input(shape=input_shape, name="image")
     if backbone is None:
-        conv_init = lambda k: keras.initializers.RandomUniform(-0.05, 0.05, seed=init(k))  # noqa: E731
-        x = layers.Conv2D(32, (3, 3), activation="relu", kernel_initializer=conv_init(0))(inputs)
+        conv_init = lambda k: keras.initializers.RandomUniform(
+            -0.05, 0.05, seed=init(k)
+        )  # noqa: E731
+        x = layers.Conv2D(
+            32, (3, 3), activation="relu", kernel_initializer=conv_init(0)
+        )(inputs)
         x = layers.MaxPooling2D((2, 2))(x)
-        x = layers.Conv2D(32, (3, 3), activation="relu", kernel_initializer=conv_init(1))(x)
+        x = layers.Conv2D(
+            32, (3, 3), activation="relu", kernel_initializer=conv_init(1)
+        )(x)
         x = layers.MaxPooling2D((2, 2))(x)
         if dropout > 0:
             x = layers.Dropout(dropout, seed=init(2))(x)
@@ -305,7 +333,9 @@ def build_triplet_model(
         If its output is not of shape ``(batch, dim)``.
     """
     if not isinstance(embedding_net, keras.Model):
-        raise TypeError(f"embedding_net must be a keras.Model, got {type(embedding_net).__name__}")
+        raise TypeError(
+            f"embedding_net must be a keras.Model, got {type(embedding_net).__name__}"
+        )
     if len(embedding_net.output_shape) != 2:
         raise ValueError(
             f"embedding_net must output (batch, dim), got {embedding_net.output_shape}"
@@ -316,7 +346,9 @@ def build_triplet_model(
     inputs = [keras.Input(shape=image_shape, name=n) for n in TRIPLET_INPUT_NAMES]
     if fused:
         stacked = StackBatches(name="stack_triplets")(inputs)
-        outputs = UnstackToFeatures(3, name="triplet_embeddings")(embedding_net(stacked))
+        outputs = UnstackToFeatures(3, name="triplet_embeddings")(
+            embedding_net(stacked)
+        )
     else:
         outputs = layers.Concatenate(axis=-1, name="triplet_embeddings")(
             [embedding_net(t) for t in inputs]

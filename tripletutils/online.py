@@ -37,7 +37,12 @@ from .evaluation import embed
 from .metrics import retrieval_metrics
 from .models import build_embedding_net, build_lenet_backbone, build_triplet_model
 from .recipes import _data_fingerprint, cached_training
-from .sampling import pk_dataset, random_triplet_dataset, seed_offline_triplets, triplet_dataset
+from .sampling import (
+    pk_dataset,
+    random_triplet_dataset,
+    seed_offline_triplets,
+    triplet_dataset,
+)
 from .training import StepHistory
 
 __all__ = [
@@ -118,7 +123,9 @@ class MiningRecipe:
 
     def __post_init__(self):
         if self.mining not in MINING_SCHEMES:
-            raise ValueError(f"mining must be one of {MINING_SCHEMES}, got {self.mining!r}")
+            raise ValueError(
+                f"mining must be one of {MINING_SCHEMES}, got {self.mining!r}"
+            )
         if self.network not in ("seed", "lenet"):
             raise ValueError(f"network must be 'seed' or 'lenet', got {self.network!r}")
         for field in ("p", "k", "steps", "embedding_dim", "steps_per_execution"):
@@ -126,7 +133,9 @@ class MiningRecipe:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field} must be a positive int, got {value!r}")
         if self.p < 2 or self.k < 2:
-            raise ValueError(f"P x K batches need p >= 2 and k >= 2, got p={self.p}, k={self.k}")
+            raise ValueError(
+                f"P x K batches need p >= 2 and k >= 2, got p={self.p}, k={self.k}"
+            )
         if self.mining in _TRIPLET_SCHEMES and self.p * self.k < 3:
             raise ValueError("p * k must be at least 3 for triplet batches")
         if not self.margin >= 0 or not self.learning_rate > 0:
@@ -190,7 +199,9 @@ def make_loss(recipe: MiningRecipe) -> keras.losses.Loss:
     return cls(margin=recipe.margin, squared=recipe.squared)
 
 
-def build_recipe_net(recipe: MiningRecipe, input_shape=(28, 28, 1), seed: int = 0) -> keras.Model:
+def build_recipe_net(
+    recipe: MiningRecipe, input_shape=(28, 28, 1), seed: int = 0
+) -> keras.Model:
     """The embedding network a recipe trains (linear embedding layer).
 
     Parameters
@@ -207,7 +218,11 @@ def build_recipe_net(recipe: MiningRecipe, input_shape=(28, 28, 1), seed: int = 
     """
     if not isinstance(recipe, MiningRecipe):
         raise TypeError(f"recipe must be a MiningRecipe, got {type(recipe).__name__}")
-    backbone = build_lenet_backbone(input_shape, seed=seed) if recipe.network == "lenet" else None
+    backbone = (
+        build_lenet_backbone(input_shape, seed=seed)
+        if recipe.network == "lenet"
+        else None
+    )
     return build_embedding_net(
         input_shape=input_shape,
         embedding_dim=recipe.embedding_dim,
@@ -251,21 +266,40 @@ class Monitor(keras.callbacks.Callback):
         :func:`~tripletutils.losses.triplet_diagnostics`.
     """
 
-    def __init__(self, net, images, labels, every: int = 50, margin: float = 0.2,
-                 squared: bool = False, probe_size: int = 200):
+    def __init__(
+        self,
+        net,
+        images,
+        labels,
+        every: int = 50,
+        margin: float = 0.2,
+        squared: bool = False,
+        probe_size: int = 200,
+    ):
         super().__init__()
         if not isinstance(net, keras.Model):
             raise TypeError(f"net must be a keras.Model, got {type(net).__name__}")
         if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
             raise TypeError("images and labels must be numpy arrays")
         if len(images) != len(labels) or labels.ndim != 1:
-            raise ValueError(f"need one label per image, got {images.shape} and {labels.shape}")
+            raise ValueError(
+                f"need one label per image, got {images.shape} and {labels.shape}"
+            )
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int, got {every!r}")
-        if isinstance(probe_size, bool) or not isinstance(probe_size, int) or probe_size < 2:
+        if (
+            isinstance(probe_size, bool)
+            or not isinstance(probe_size, int)
+            or probe_size < 2
+        ):
             raise ValueError(f"probe_size must be an int >= 2, got {probe_size!r}")
         self.net, self.images, self.labels = net, images, labels
-        self.every, self.margin, self.squared, self.probe_size = every, margin, squared, probe_size
+        self.every, self.margin, self.squared, self.probe_size = (
+            every,
+            margin,
+            squared,
+            probe_size,
+        )
         self.records: List[Dict[str, float]] = []
         self._step = 0
 
@@ -308,7 +342,9 @@ class Monitor(keras.callbacks.Callback):
 
 def _schedule(recipe: MiningRecipe):
     if recipe.cosine_decay:
-        return keras.optimizers.schedules.CosineDecay(recipe.learning_rate, recipe.steps)
+        return keras.optimizers.schedules.CosineDecay(
+            recipe.learning_rate, recipe.steps
+        )
     return recipe.learning_rate
 
 
@@ -359,9 +395,13 @@ def train_mining(
         batch = recipe.p * recipe.k // 3
         if recipe.mining == "seed_triplets":
             triplets = seed_offline_triplets(y_train, seed=seed)
-            data = triplet_dataset(x_train, triplets, batch_size=batch, seed=seed).repeat()
+            data = triplet_dataset(
+                x_train, triplets, batch_size=batch, seed=seed
+            ).repeat()
         else:
-            data, _ = random_triplet_dataset(x_train, y_train, batch_size=batch, seed=seed)
+            data, _ = random_triplet_dataset(
+                x_train, y_train, batch_size=batch, seed=seed
+            )
         model = build_triplet_model(net)
     else:
         data = pk_dataset(x_train, y_train, recipe.p, recipe.k, seed=seed)
@@ -372,10 +412,23 @@ def train_mining(
         steps_per_execution=recipe.steps_per_execution,
     )
     steps_cb = StepHistory()
-    monitor = Monitor(net, x_val, y_val, every=monitor_every, margin=recipe.margin, squared=recipe.squared)
+    monitor = Monitor(
+        net,
+        x_val,
+        y_val,
+        every=monitor_every,
+        margin=recipe.margin,
+        squared=recipe.squared,
+    )
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=recipe.steps, callbacks=[steps_cb, monitor],
-              verbose=verbose, shuffle=False)
+    model.fit(
+        data,
+        epochs=1,
+        steps_per_epoch=recipe.steps,
+        callbacks=[steps_cb, monitor],
+        verbose=verbose,
+        shuffle=False,
+    )
     fit_seconds = time.perf_counter() - start
     return net, {
         "step_loss": steps_cb.step_loss,
@@ -422,13 +475,21 @@ def load_or_train_mining(
     trained : bool
         True if trained now, False if loaded.
     """
+
     def train():
-        net, history = train_mining(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
+        net, history = train_mining(
+            recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs
+        )
         return net, history, {}
 
-    key = {"recipe": dataclasses.asdict(recipe), "seed": seed,
-           "data": _data_fingerprint(x_train, y_train, x_val, y_val)}
-    return cached_training(recipe.name, key, train, artifacts=artifacts, retrain=retrain)
+    key = {
+        "recipe": dataclasses.asdict(recipe),
+        "seed": seed,
+        "data": _data_fingerprint(x_train, y_train, x_val, y_val),
+    }
+    return cached_training(
+        recipe.name, key, train, artifacts=artifacts, retrain=retrain
+    )
 
 
 def train_softmax_baseline(
@@ -470,10 +531,16 @@ def train_softmax_baseline(
     """
     if not isinstance(recipe, MiningRecipe):
         raise TypeError(f"recipe must be a MiningRecipe, got {type(recipe).__name__}")
-    if not isinstance(y_train, np.ndarray) or y_train.ndim != 1 or not np.issubdtype(y_train.dtype, np.integer):
+    if (
+        not isinstance(y_train, np.ndarray)
+        or y_train.ndim != 1
+        or not np.issubdtype(y_train.dtype, np.integer)
+    ):
         raise ValueError("y_train must be a 1-D integer numpy array")
     if not isinstance(x_train, np.ndarray) or len(x_train) != len(y_train):
-        raise ValueError(f"need one label per image, got {getattr(x_train, 'shape', None)} and {y_train.shape}")
+        raise ValueError(
+            f"need one label per image, got {getattr(x_train, 'shape', None)} and {y_train.shape}"
+        )
     n_classes = int(y_train.max()) + 1
     if y_train.min() < 0 or len(np.unique(y_train)) != n_classes:
         raise ValueError(f"y_train must use every class id 0..{n_classes - 1}")
@@ -483,12 +550,17 @@ def train_softmax_baseline(
     plain = dataclasses.replace(recipe, l2_normalize=False)
     net = build_recipe_net(plain, tuple(x_train.shape[1:]), seed=seed)
     head = keras.layers.Dense(
-        n_classes, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
+        n_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
         name="softmax",
     )
     inputs = keras.Input(shape=x_train.shape[1:], name="image")
     classifier = keras.Model(inputs, head(net(inputs)), name="softmax_classifier")
-    classifier.compile(optimizer=keras.optimizers.Adam(_schedule(recipe)), loss="sparse_categorical_crossentropy")
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(_schedule(recipe)),
+        loss="sparse_categorical_crossentropy",
+    )
     batch = recipe.p * recipe.k
     options = tf.data.Options()
     options.autotune.enabled = False  # see tripletutils.sampling._finish
@@ -502,9 +574,20 @@ def train_softmax_baseline(
     )
     steps_cb = StepHistory()
     start = time.perf_counter()
-    classifier.fit(data, epochs=1, steps_per_epoch=recipe.steps, callbacks=[steps_cb], verbose=verbose, shuffle=False)
-    return net, classifier, {
-        "step_loss": steps_cb.step_loss,
-        "fit_seconds": time.perf_counter() - start,
-        "images_per_step": batch,
-    }
+    classifier.fit(
+        data,
+        epochs=1,
+        steps_per_epoch=recipe.steps,
+        callbacks=[steps_cb],
+        verbose=verbose,
+        shuffle=False,
+    )
+    return (
+        net,
+        classifier,
+        {
+            "step_loss": steps_cb.step_loss,
+            "fit_seconds": time.perf_counter() - start,
+            "images_per_step": batch,
+        },
+    )

@@ -9,7 +9,7 @@ Imports numpy, matplotlib and seaborn only.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,7 +58,10 @@ def _img(x: np.ndarray) -> np.ndarray:
 
 
 def plot_digit_grid(
-    images: np.ndarray, labels: np.ndarray, per_class: int = 10, title: str = "MNIST digits by class"
+    images: np.ndarray,
+    labels: np.ndarray,
+    per_class: int = 10,
+    title: str = "MNIST digits by class",
 ):
     """A grid with one row per class and its first ``per_class`` images.
 
@@ -78,7 +81,10 @@ def plot_digit_grid(
     _check_images_labels(images, labels)
     classes = np.unique(labels)
     fig, axes = plt.subplots(
-        len(classes), per_class, figsize=(per_class * 0.75, len(classes) * 0.8), squeeze=False
+        len(classes),
+        per_class,
+        figsize=(per_class * 0.75, len(classes) * 0.8),
+        squeeze=False,
     )
     for r, c in enumerate(classes):
         idx = np.flatnonzero(labels == c)[:per_class]
@@ -123,13 +129,19 @@ def plot_triplets(
     matplotlib.figure.Figure
     """
     _check_images_labels(images, labels)
-    if not isinstance(triplets, np.ndarray) or triplets.ndim != 2 or triplets.shape[1] != 3:
+    if (
+        not isinstance(triplets, np.ndarray)
+        or triplets.ndim != 2
+        or triplets.shape[1] != 3
+    ):
         raise ValueError("triplets must be an integer numpy array of shape (T, 3)")
     rows = list(rows)
     if not rows or max(rows) >= len(triplets) or min(rows) < 0:
         raise ValueError(f"rows must be non-empty positions in 0..{len(triplets) - 1}")
     names = ("anchor", "positive", "negative")
-    fig, axes = plt.subplots(len(rows), 3, figsize=(3.6, 1.25 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), 3, figsize=(3.6, 1.25 * len(rows)), squeeze=False
+    )
     for r, t in enumerate(rows):
         for j in range(3):
             i = triplets[t, j]
@@ -173,11 +185,16 @@ def plot_embedding_maps(
     methods = list(next(iter(maps.values())))
     palette = digit_palette(10)
     fig, axes = plt.subplots(
-        len(maps), len(methods), figsize=(3.6 * len(methods), 3.4 * len(maps)), squeeze=False
+        len(maps),
+        len(methods),
+        figsize=(3.6 * len(methods), 3.4 * len(maps)),
+        squeeze=False,
     )
     for r, (row_name, row) in enumerate(maps.items()):
         if list(row) != methods:
-            raise ValueError(f"every row needs the methods {methods}, {row_name!r} has {list(row)}")
+            raise ValueError(
+                f"every row needs the methods {methods}, {row_name!r} has {list(row)}"
+            )
         for c, method in enumerate(methods):
             xy = np.asarray(row[method])
             if xy.shape != (len(labels), 2):
@@ -187,14 +204,24 @@ def plot_embedding_maps(
             ax = axes[r, c]
             for d in range(10):
                 sel = labels == d
-                ax.scatter(xy[sel, 0], xy[sel, 1], s=point_size, color=palette[d], label=str(d), alpha=0.8, linewidths=0)
+                ax.scatter(
+                    xy[sel, 0],
+                    xy[sel, 1],
+                    s=point_size,
+                    color=palette[d],
+                    label=str(d),
+                    alpha=0.8,
+                    linewidths=0,
+                )
             ax.set_title(f"{row_name}: {method}", fontsize=10)
             ax.set_xlabel(f"{method} 1")
             ax.set_ylabel(f"{method} 2")
             ax.set_xticks([])
             ax.set_yticks([])
     handles, names = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names, title="digit", loc="center right", markerscale=4, frameon=False)
+    fig.legend(
+        handles, names, title="digit", loc="center right", markerscale=4, frameon=False
+    )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     return fig
@@ -244,10 +271,16 @@ def plot_retrieval_grid(
             f"neighbours must be an integer array of shape ({len(query_images)}, k), got "
             f"{getattr(neighbours, 'shape', type(neighbours).__name__)}"
         )
-    if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= len(reference_images)):
-        raise ValueError(f"neighbours must be positions in 0..{len(reference_images) - 1}")
+    if neighbours.size and (
+        neighbours.min() < 0 or neighbours.max() >= len(reference_images)
+    ):
+        raise ValueError(
+            f"neighbours must be positions in 0..{len(reference_images) - 1}"
+        )
     q, k = neighbours.shape
-    fig, axes = plt.subplots(q, k + 1, figsize=(0.9 * (k + 1), 1.0 * q + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        q, k + 1, figsize=(0.9 * (k + 1), 1.0 * q + 0.6), squeeze=False
+    )
     wrong = sns.color_palette("colorblind")[3]
     for r in range(q):
         row = [(query_images[r], query_labels[r], True)] + [
@@ -265,7 +298,9 @@ def plot_retrieval_grid(
             ax.set_xlabel(str(lab), fontsize=8, color=wrong if miss else "black")
             if r == 0:
                 ax.set_title("query" if is_query else f"#{c}", fontsize=9)
-    fig.supxlabel("nearest references, in order (label below; red: another class)", fontsize=9)
+    fig.supxlabel(
+        "nearest references, in order (label below; red: another class)", fontsize=9
+    )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

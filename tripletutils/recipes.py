@@ -86,7 +86,9 @@ class Recipe:
 
     def __post_init__(self):
         if self.sampling not in ("seed", "random"):
-            raise ValueError(f"sampling must be 'seed' or 'random', got {self.sampling!r}")
+            raise ValueError(
+                f"sampling must be 'seed' or 'random', got {self.sampling!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
 
@@ -98,7 +100,11 @@ SEED_RECIPE = Recipe(
 #: The seed's network and budget with [0, 1] pixels, a linear L2-normalised
 #: embedding and random triplets drawn anew every epoch.
 IMPROVED_RECIPE = Recipe(
-    name="improved", raw_pixels=False, activation=None, l2_normalize=True, sampling="random"
+    name="improved",
+    raw_pixels=False,
+    activation=None,
+    l2_normalize=True,
+    sampling="random",
 )
 
 
@@ -197,7 +203,11 @@ def train_recipe(
         steps = None
     else:
         train_ds, steps = random_triplet_dataset(
-            xt, y_train, batch_size=recipe.batch_size, seed=seed, triplets_per_epoch=len(fixed)
+            xt,
+            y_train,
+            batch_size=recipe.batch_size,
+            seed=seed,
+            triplets_per_epoch=len(fixed),
         )
     val_ds = triplet_dataset(
         xv, seed_offline_triplets(y_val, seed=seed + 1), batch_size=1024, shuffle=False
@@ -213,7 +223,9 @@ def train_recipe(
             net = mixed_precision_copy(net, precision)  # same initial weights
         model = build_triplet_model(net, fused=fused)
         if precision != "float32":  # the loss in float32
-            out = keras.layers.Activation("linear", dtype="float32", name="to_float32")(model.outputs[0])
+            out = keras.layers.Activation("linear", dtype="float32", name="to_float32")(
+                model.outputs[0]
+            )
             model = keras.Model(model.inputs, out, name=model.name)
         model.compile(
             optimizer=keras.optimizers.Adam(recipe.learning_rate),
@@ -224,7 +236,9 @@ def train_recipe(
     callbacks = [steps_cb]
     if log_dir is not None:
         callbacks.append(
-            keras.callbacks.TensorBoard(log_dir=str(log_dir), update_freq=validate_every)
+            keras.callbacks.TensorBoard(
+                log_dir=str(log_dir), update_freq=validate_every
+            )
         )
     start = time.perf_counter()
     fit = model.fit(
@@ -365,10 +379,18 @@ def load_or_train(
     trained : bool
         True if it was trained now, False if loaded.
     """
+
     def train():
-        net, model, history = train_recipe(recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs)
+        net, model, history = train_recipe(
+            recipe, x_train, y_train, x_val, y_val, seed=seed, **kwargs
+        )
         return net, history, {f"{recipe.name}_triplet.keras": model}
 
-    key = {"recipe": dataclasses.asdict(recipe), "seed": seed,
-           "data": _data_fingerprint(x_train, y_train, x_val, y_val)}
-    return cached_training(recipe.name, key, train, artifacts=artifacts, retrain=retrain)
+    key = {
+        "recipe": dataclasses.asdict(recipe),
+        "seed": seed,
+        "data": _data_fingerprint(x_train, y_train, x_val, y_val),
+    }
+    return cached_training(
+        recipe.name, key, train, artifacts=artifacts, retrain=retrain
+    )

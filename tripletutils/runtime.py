@@ -74,7 +74,9 @@ def import_tensorflow(min_log_level: int = 3) -> ModuleType:
         If ``min_log_level`` is outside 0..3.
     """
     if isinstance(min_log_level, bool) or not isinstance(min_log_level, int):
-        raise TypeError(f"min_log_level must be an int, got {type(min_log_level).__name__}")
+        raise TypeError(
+            f"min_log_level must be an int, got {type(min_log_level).__name__}"
+        )
     if not 0 <= min_log_level <= 3:
         raise ValueError(f"min_log_level must be in 0..3, got {min_log_level}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", str(min_log_level))

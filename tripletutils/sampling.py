@@ -15,7 +15,7 @@ This module imports only numpy and tensorflow, so it can be copied alone.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -183,7 +183,9 @@ class _ClassTable:
     """Labels sorted by class, as TensorFlow constants for in-graph sampling."""
 
     def __init__(self, labels: np.ndarray):
-        classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        classes, inverse, counts = np.unique(
+            labels, return_inverse=True, return_counts=True
+        )
         order = np.argsort(inverse, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rank = np.empty(len(labels), dtype=np.int64)
@@ -202,10 +204,14 @@ def _uniform_below(shape, upper, seed) -> tf.Tensor:
     """Integers uniform in [0, upper) (``upper`` broadcast), stateless."""
     u = tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float64)
     upper = tf.cast(upper, tf.float64)
-    return tf.minimum(tf.cast(tf.floor(u * upper), tf.int64), tf.cast(upper, tf.int64) - 1)
+    return tf.minimum(
+        tf.cast(tf.floor(u * upper), tf.int64), tf.cast(upper, tf.int64) - 1
+    )
 
 
-def _draw_random_triplets(table: _ClassTable, seed: tf.Tensor, n_rows: int) -> tf.Tensor:
+def _draw_random_triplets(
+    table: _ClassTable, seed: tf.Tensor, n_rows: int
+) -> tf.Tensor:
     """Shuffled anchors, each with a random positive and negative; (n_rows, 3)."""
     s = tf.random.experimental.stateless_split(seed, num=3)
     anchors = tf.argsort(tf.random.stateless_uniform([table.n], seed=s[0]))[:n_rows]
@@ -324,7 +330,9 @@ def _check_pk(labels: np.ndarray, p: int, k: int) -> _ClassTable:
     p, k = _check_positive_int(p, "p"), _check_positive_int(k, "k")
     table = _ClassTable(labels)
     if p > table.n_classes:
-        raise ValueError(f"p={p} classes per batch, but the labels hold only {table.n_classes}")
+        raise ValueError(
+            f"p={p} classes per batch, but the labels hold only {table.n_classes}"
+        )
     if k < 2:
         raise ValueError(f"k must be at least 2 (an anchor and a positive), got {k}")
     smallest = int(tf.reduce_min(table.counts))
@@ -405,13 +413,17 @@ def triplet_dataset(
         If ``triplets`` is not ``(T, 3)`` or points outside ``images``.
     """
     _check_images(images, images.shape[0])
-    if not isinstance(triplets, np.ndarray) or not np.issubdtype(triplets.dtype, np.integer):
+    if not isinstance(triplets, np.ndarray) or not np.issubdtype(
+        triplets.dtype, np.integer
+    ):
         raise TypeError(
             f"triplets must be an integer numpy array, got "
             f"{type(triplets).__name__} {getattr(triplets, 'dtype', '')}"
         )
     if triplets.ndim != 2 or triplets.shape[1] != 3 or len(triplets) == 0:
-        raise ValueError(f"triplets must have shape (T, 3) with T > 0, got {triplets.shape}")
+        raise ValueError(
+            f"triplets must have shape (T, 3) with T > 0, got {triplets.shape}"
+        )
     if triplets.min() < 0 or triplets.max() >= images.shape[0]:
         raise ValueError(
             f"triplet indices must lie in 0..{images.shape[0] - 1}, found "
@@ -473,8 +485,10 @@ def random_triplet_dataset(
     batch_size = _check_positive_int(batch_size, "batch_size")
     seed = _check_seed(seed)
     table = _ClassTable(labels)
-    per_epoch = table.n if triplets_per_epoch is None else _check_positive_int(
-        triplets_per_epoch, "triplets_per_epoch"
+    per_epoch = (
+        table.n
+        if triplets_per_epoch is None
+        else _check_positive_int(triplets_per_epoch, "triplets_per_epoch")
     )
     if per_epoch > table.n:
         raise ValueError(
@@ -482,7 +496,9 @@ def random_triplet_dataset(
         )
     steps = per_epoch // batch_size
     if steps == 0:
-        raise ValueError(f"batch_size={batch_size} is larger than the {per_epoch} triplets per epoch")
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {per_epoch} triplets per epoch"
+        )
     images_t = tf.constant(images)
 
     def epoch_triplets(epoch):
@@ -495,7 +511,9 @@ def random_triplet_dataset(
         tf.data.Dataset.counter(dtype=tf.int64)
         .flat_map(epoch_triplets)
         .batch(batch_size, drop_remainder=True)
-        .map(lambda b: _gather_triplets(images_t, b), num_parallel_calls=_PARALLEL_CALLS)
+        .map(
+            lambda b: _gather_triplets(images_t, b), num_parallel_calls=_PARALLEL_CALLS
+        )
     )
     return _finish(ds), steps
 
@@ -539,10 +557,16 @@ def pk_dataset(
         idx = _draw_pk_batch(table, tf.stack([tf.constant(seed, tf.int64), step]), p, k)
         return tf.cast(tf.gather(images_t, idx), tf.float32), tf.gather(labels_t, idx)
 
-    return _finish(tf.data.Dataset.counter(dtype=tf.int64).map(batch, num_parallel_calls=_PARALLEL_CALLS))
+    return _finish(
+        tf.data.Dataset.counter(dtype=tf.int64).map(
+            batch, num_parallel_calls=_PARALLEL_CALLS
+        )
+    )
 
 
-def split_indices(labels: np.ndarray, fraction: float, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    labels: np.ndarray, fraction: float, seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Split positions into a training part and a stratified held-out part.
 
     Parameters
@@ -579,4 +603,3 @@ def split_indices(labels: np.ndarray, fraction: float, seed: int = 0) -> Tuple[n
     held_out = np.sort(np.concatenate(held)).astype(np.int64)
     train = np.setdiff1d(np.arange(len(labels)), held_out).astype(np.int64)
     return train, held_out
-

@@ -11,7 +11,7 @@ Imports keras and numpy only.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import keras
 import numpy as np
@@ -44,7 +44,9 @@ class StepHistory(keras.callbacks.Callback):
     def __init__(self, validation_data=None, validate_every: int = 100):
         super().__init__()
         if isinstance(validate_every, bool) or not isinstance(validate_every, int):
-            raise TypeError(f"validate_every must be an int, got {type(validate_every).__name__}")
+            raise TypeError(
+                f"validate_every must be an int, got {type(validate_every).__name__}"
+            )
         if validate_every < 1:
             raise ValueError(f"validate_every must be at least 1, got {validate_every}")
         self.validation_data = validation_data
@@ -71,7 +73,9 @@ class StepHistory(keras.callbacks.Callback):
             self._validate()
 
     def on_train_end(self, logs=None):
-        if self.validation_data is not None and (not self.val_steps or self.val_steps[-1] != self._global):
+        if self.validation_data is not None and (
+            not self.val_steps or self.val_steps[-1] != self._global
+        ):
             self._validate()
 
     def _validate(self):

@@ -35,7 +35,9 @@ def _labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
+        raise ValueError(
+            f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}"
+        )
     return labels
 
 
@@ -46,7 +48,9 @@ def _scores(distances: np.ndarray, same: np.ndarray) -> Tuple[np.ndarray, np.nda
         if arr.ndim != 1:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if len(distances) != len(same):
-        raise ValueError(f"distances and same differ in length: {len(distances)} and {len(same)}")
+        raise ValueError(
+            f"distances and same differ in length: {len(distances)} and {len(same)}"
+        )
     if same.dtype != bool:
         raise TypeError(f"same must be a bool array, got {same.dtype}")
     d = distances.astype(np.float64)
@@ -57,7 +61,9 @@ def _scores(distances: np.ndarray, same: np.ndarray) -> Tuple[np.ndarray, np.nda
     return d, same
 
 
-def sample_pairs(labels: np.ndarray, n_pairs: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def sample_pairs(
+    labels: np.ndarray, n_pairs: int, seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Draw balanced pairs: half same-class, half different-class.
 
     Parameters
@@ -89,7 +95,9 @@ def sample_pairs(labels: np.ndarray, n_pairs: int, seed: int = 0) -> Tuple[np.nd
         raise ValueError(f"n_pairs must be an even int >= 2, got {n_pairs}")
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2 or counts.max() < 2:
-        raise ValueError("labels need two classes and a class with at least two members")
+        raise ValueError(
+            "labels need two classes and a class with at least two members"
+        )
     rng = np.random.default_rng(seed)
     half = n_pairs // 2
     by_class = {c: np.flatnonzero(labels == c) for c in classes}
@@ -131,15 +139,23 @@ def pair_distances(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         raise TypeError("embeddings and pairs must be numpy arrays")
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be (N, dim), got shape {embeddings.shape}")
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
-        raise ValueError(f"pairs must be an integer array of shape (P, 2), got {pairs.shape} {pairs.dtype}")
+    if (
+        pairs.ndim != 2
+        or pairs.shape[1] != 2
+        or not np.issubdtype(pairs.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"pairs must be an integer array of shape (P, 2), got {pairs.shape} {pairs.dtype}"
+        )
     if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(embeddings)):
         raise ValueError(f"pair positions must lie in 0..{len(embeddings) - 1}")
     e = embeddings.astype(np.float64)
     return np.linalg.norm(e[pairs[:, 0]] - e[pairs[:, 1]], axis=1)
 
 
-def roc_curve(distances: np.ndarray, same: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    distances: np.ndarray, same: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC curve of the rule "same class when distance <= threshold".
 
     Parameters
@@ -190,7 +206,9 @@ def roc_auc(distances: np.ndarray, same: np.ndarray) -> float:
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
-def verification_accuracy(distances: np.ndarray, same: np.ndarray, threshold: float) -> float:
+def verification_accuracy(
+    distances: np.ndarray, same: np.ndarray, threshold: float
+) -> float:
     """Share of pairs judged right by "same class when distance <= threshold".
 
     Parameters
@@ -207,7 +225,9 @@ def verification_accuracy(distances: np.ndarray, same: np.ndarray, threshold: fl
         In [0, 1].
     """
     d, same = _scores(distances, same)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
+    if isinstance(threshold, bool) or not isinstance(
+        threshold, (int, float, np.floating)
+    ):
         raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")
     return float(np.mean((d <= threshold) == same))
 
