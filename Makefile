@@ -1,13 +1,20 @@
 # triplet-loss-book: the two commands a reader needs are `make book` and `make test`.
 #
-#   make setup    .venv with tripletutils and the book/test extras (only reinstalls
-#                 when pyproject.toml changes)
+#   make setup    .venv with tripletutils and the book/test extras, at the exact
+#                 versions of constraints.txt (reinstalls when either file changes)
 #   make book     setup + execute every notebook afresh + HTML book in _build/html
-#   make test     setup + unit tests + pytest --nbval on the committed notebooks
-#                 + HTML from the committed outputs + browser tests of that HTML
+#   make test     setup + lint + unit tests + pytest --nbval on the committed
+#                 notebooks + HTML from the committed outputs + browser tests
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
 #   make bench    python -m tripletutils.bench -> notebooks/bench/cpu_2cores.json
+#   make lint     ruff (format and lint), actionlint and zizmor on the workflows,
+#                 CITATION.cff validated by cffconvert
+#   make browser  Debian's chromium + chromium-driver for the browser tests (root)
+#   make lab      JupyterLab on notebooks/ with the book's kernel
+#   make publish  _build/html -> the gh-pages branch (ghp-import), pushed
+#   make test-oldest  unit tests against the oldest supported TensorFlow/Keras
+#   make repo-url URL=https://github.com/you/fork   a fork's one-line change
 #
 # Offline machines: export TRIPLETUTILS_MNIST=/path/to/mnist.npz first.
 
@@ -24,14 +31,23 @@ JB := $(VENV)/bin/jupyter-book
 # Jupyter Book resolves local extensions relative to the config file's folder.
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
-.PHONY: setup test unit nbval book html browser-deps booktests outputs bench clean
+.PHONY: setup lock test unit nbval book html browser booktests outputs bench clean \
+	lint citation lab publish test-oldest repo-url
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions from constraints.txt: the committed outputs were made with them.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[book,test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check \
+	    -c constraints.txt -e ".[book,test]"
 	touch $(STAMP)
+
+# Regenerate the lock from the current .venv (after changing pyproject.toml).
+lock: setup
+	{ sed -n '1,/^# Regenerate/p' constraints.txt; \
+	  $(PY) -m pip freeze --exclude-editable --disable-pip-version-check; } \
+	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 unit: setup
 	$(PY) -m pytest -m "not book" tests
@@ -40,7 +56,23 @@ nbval: setup
 	$(PY) -m pytest --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
 
-test: unit nbval html booktests
+test: lint unit nbval html booktests
+
+# One formatter and linter for the package, the tests and the notebooks; the two
+# GitHub workflows checked by actionlint and zizmor (offline); CITATION.cff.
+lint: setup citation
+	$(VENV)/bin/ruff format --check --diff .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/actionlint -no-color
+	$(VENV)/bin/zizmor --offline --no-progress .github/workflows
+
+# cffconvert pins jsonschema<4, which the book's tools cannot share: own venv.
+TOOLS := .venv-tools
+citation:
+	test -x $(TOOLS)/bin/cffconvert || { $(PYTHON) -m venv $(TOOLS) && \
+	    $(TOOLS)/bin/pip install --quiet --disable-pip-version-check \
+	    "cffconvert==2.0.0"; }
+	$(TOOLS)/bin/cffconvert --validate -i CITATION.cff
 
 # A fresh execution of every notebook (Jupyter Book's "force" mode), then HTML,
 # with warnings as errors.
@@ -56,17 +88,22 @@ html: setup
 	$(BOOK_SED) -e 's/execute_notebooks: "force"/execute_notebooks: "off"/' _config.yml > _build/_config_html.yml
 	$(JB) build . -W -n --keep-going --config _build/_config_html.yml --toc _toc.yml
 
-# Debian's chromium and chromium-driver for the browser tests, when missing.
-browser-deps:
+# Debian's chromium and chromium-driver for the browser tests (needs root; CI runs
+# it). Elsewhere, CHROME_BIN and CHROMEDRIVER can name any Chrome and its driver.
+browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
 	    echo "chromium and chromedriver found"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        chromium chromium-driver >/dev/null; \
 	else \
-	    echo "chromium/chromedriver missing and not root: install Debian's chromium and chromium-driver to run the browser tests"; \
+	    echo "make browser needs root and apt-get: install Debian's chromium and"; \
+	    echo "chromium-driver yourself, or set CHROME_BIN and CHROMEDRIVER"; exit 1; \
 	fi
 
-booktests: setup browser-deps
+booktests: setup html
+	@command -v chromedriver >/dev/null || [ -n "$$CHROMEDRIVER" ] || \
+	    echo "No chromedriver: the browser tests will be skipped; run 'make browser'."
 	TRIPLETUTILS_REQUIRE_BOOK=1 $(PY) -m pytest -m book tests
 
 outputs: setup
@@ -86,6 +123,40 @@ outputs: setup
 bench: setup
 	mkdir -p notebooks/bench
 	$(PY) -m tripletutils.bench --output notebooks/bench/cpu_2cores.json
+
+# JupyterLab (the `lab` extra) with the venv registered as a named kernel.
+KERNEL := triplet-loss-book
+lab: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check \
+	    -c constraints.txt -e ".[book,test,lab]"
+	$(PY) -m ipykernel install --user --name $(KERNEL) \
+	    --display-name "Triplet loss book (.venv)"
+	cd notebooks && ../$(VENV)/bin/jupyter lab \
+	    --MappingKernelManager.default_kernel_name=$(KERNEL) \
+	    $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+
+# Publish _build/html (make html or make book first) to the gh-pages branch of
+# PUBLISH_REMOTE, with .nojekyll so that GitHub Pages serves _static/ as it is.
+SITE ?= _build/html
+PUBLISH_REMOTE ?= origin
+publish:
+	@test -f $(SITE)/index.html || { echo "$(SITE) is not built: make html"; exit 1; }
+	$(VENV)/bin/ghp-import --no-jekyll --push --force --remote $(PUBLISH_REMOTE) \
+	    --branch gh-pages --message "Publish the book" $(SITE)
+
+# The unit tests against the oldest TensorFlow/Keras that pyproject.toml allows.
+OLDEST := .venv-oldest
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check \
+	    -c constraints-oldest.txt -e ".[test]"
+	$(OLDEST)/bin/python -c "import tensorflow as tf, keras; \
+	    print('oldest: tensorflow', tf.__version__, 'keras', keras.__version__)"
+	$(OLDEST)/bin/python -m pytest -m "not book" -p no:cacheprovider tests
+
+# A fork's repository URL: written once in _config.yml, copied by this target.
+repo-url: setup
+	$(PY) tools/repo_url.py set "$(URL)"
 
 clean:
 	rm -rf _build artifacts notebooks/artifacts

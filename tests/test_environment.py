@@ -32,7 +32,8 @@ def environment_requirements():
         if not s.startswith("- "):
             break
         reqs.append(s[2:].strip())
-    return {_name(r): r.replace(" ", "") for r in reqs if not r.startswith("-e")}
+    # pip options (-e ., -c constraints.txt) are not requirements
+    return {_name(r): r.replace(" ", "") for r in reqs if not r.startswith("-")}
 
 
 def test_same_packages():
@@ -52,3 +53,20 @@ def test_every_dependency_has_floor_and_ceiling():
 
 def test_environment_installs_the_package_itself():
     assert "- -e ." in (ROOT / "environment.yml").read_text()
+
+
+def test_environment_and_make_setup_use_the_lock():
+    assert "- -c constraints.txt" in (ROOT / "environment.yml").read_text()
+    assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_lock_pins_every_requirement_exactly():
+    lock = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not NAME==VERSION"
+            lock[_name(name)] = version
+    for name in pyproject_requirements():
+        if name not in ("jupyterlab",):  # the `lab` extra is not in make setup
+            assert name in lock, f"{name} is not pinned in constraints.txt"

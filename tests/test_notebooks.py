@@ -1,0 +1,76 @@
+"""What every chapter notebook owes its reader, checked on the committed files.
+
+Code lines fit the book's width, cells stay short, each chapter has at least three
+figures, ends with take-aways and exercises (one worked solution, hidden until
+opened), and starts with a Colab cell that installs tripletutils without touching
+Colab's TensorFlow and that the rendered book hides.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MAX_LINE, MAX_CELL_LINES, MIN_FIGURES = 88, 30, 3
+
+
+def _cells(nb: Path) -> list[dict]:
+    return json.loads(nb.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell.get("source", []))
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_lines_and_cells_are_short(nb):
+    for i, cell in enumerate(_cells(nb)):
+        if cell["cell_type"] != "code":
+            continue
+        lines = _source(cell).split("\n")
+        assert len(lines) <= MAX_CELL_LINES, f"cell {i}: {len(lines)} lines"
+        for line in lines:
+            assert len(line) <= MAX_LINE, f"cell {i}: {len(line)} chars: {line[:60]}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_at_least_three_figures(nb):
+    figures = sum(
+        "image/png" in out.get("data", {})
+        for cell in _cells(nb)
+        if cell["cell_type"] == "code"
+        for out in cell.get("outputs", [])
+    )
+    assert figures >= MIN_FIGURES, f"{nb.name}: {figures} figures"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ends_with_take_aways_and_exercises_with_a_worked_solution(nb):
+    markdown = [_source(c) for c in _cells(nb) if c["cell_type"] == "markdown"]
+    text = "\n".join(markdown)
+    takeaway = text.find("## What to take away")
+    exercises = text.find("## Exercises")
+    assert 0 <= takeaway < exercises, "'What to take away' then 'Exercises'"
+    after = text[exercises:]
+    solutions = re.findall(r"^[ \t]*:{3,}\{dropdown\} Solution", after, flags=re.M)
+    assert solutions, "no worked solution (a `:::{dropdown} Solution` block)"
+    assert "## " not in after.replace("## Exercises", "", 1).replace("### ", ""), (
+        "Exercises must be the last section"
+    )
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_cell_keeps_colabs_tensorflow_and_is_hidden(nb):
+    first = next(c for c in _cells(nb) if c["cell_type"] == "code")
+    source = _source(first)
+    assert "remove-cell" in first["metadata"].get("tags", []), "not hidden in the book"
+    assert 'if "google.colab" in sys.modules:' in source
+    (pip,) = re.findall(r"^\s*%pip install .*$", source, flags=re.M)
+    # no --upgrade: pip then keeps an installed TensorFlow that satisfies the range
+    assert not re.search(r"\s(-U|--upgrade|--force-reinstall)\b", pip), pip
+    assert '"tripletutils @ git+{REPO}"' in pip
+    assert 'version("tensorflow") == tf_before' in source
+    assert first.get("outputs", []) == [], "the cell must print nothing off Colab"
