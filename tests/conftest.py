@@ -36,7 +36,10 @@ def rng():
 
 
 def _tiny_data(n=240, seed=0):
-    """n images of 4 classes, each with a class-specific bright band: learnable in a few steps."""
+    """n images of 4 classes, each with a class-specific bright band.
+
+    Learnable in a few steps.
+    """
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 4
     x = rng.random((n, 28, 28, 1)).astype(np.float32) * 0.2

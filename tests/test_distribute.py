@@ -23,7 +23,9 @@ import dataclasses, json
 from tripletutils.runtime import import_tensorflow
 tf = import_tensorflow()
 cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
 import numpy as np
 from tripletutils.recipes import IMPROVED_RECIPE, train_recipe
 """
@@ -31,10 +33,19 @@ from tripletutils.recipes import IMPROVED_RECIPE, train_recipe
     + r"""
 recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=2, batch_size=16, dropout=0.0)
 out = {}
-for label, strategy in (("single", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    _, model, h = train_recipe(recipe, x, y, x[:80], y[:80], strategy=strategy, verbose=0, validate_every=5)
-    out[label] = {"epoch_loss": h["epoch_loss"], "step_loss": h["step_loss"], "val_loss": h["val_loss"],
-                  "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+for label, strategy in (
+    ("single", None),
+    ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+):
+    _, model, h = train_recipe(
+        recipe, x, y, x[:80], y[:80], strategy=strategy, verbose=0, validate_every=5
+    )
+    out[label] = {
+        "epoch_loss": h["epoch_loss"],
+        "step_loss": h["step_loss"],
+        "val_loss": h["val_loss"],
+        "replicas": 1 if strategy is None else strategy.num_replicas_in_sync,
+    }
 print("RESULT" + json.dumps(out))
 """
 )
@@ -98,7 +109,9 @@ tf = import_tensorflow()
 mode = sys.argv[1]
 if mode == "mirrored":
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 import keras
 import numpy as np
 from tripletutils.distributed import train_steps
@@ -115,8 +128,14 @@ elif mode == "mirrored":
 else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
 def build():
-    net = build_embedding_net(embedding_dim=16, activation=None, l2_normalize=True, seed=0, dropout=0.0)
-    return build_triplet_model(net), OfflineTripletLoss(margin=1.0, squared=True), keras.optimizers.Adam(1e-3)
+    net = build_embedding_net(
+        embedding_dim=16, activation=None, l2_normalize=True, seed=0, dropout=0.0
+    )
+    return (
+        build_triplet_model(net),
+        OfflineTripletLoss(margin=1.0, squared=True),
+        keras.optimizers.Adam(1e-3),
+    )
 data, _ = random_triplet_dataset(x, y, batch_size=16, seed=0)
 model, losses = train_steps(build, data, 20, strategy)
 replicas = 1 if strategy is None else strategy.num_replicas_in_sync

@@ -7,7 +7,10 @@ from tripletutils.runtime import import_tensorflow, set_seed
 
 
 def test_fresh_process_import_is_silent():
-    code = "from tripletutils.runtime import import_tensorflow; tf = import_tensorflow(); print(tf.constant(2).numpy())"
+    code = (
+        "from tripletutils.runtime import import_tensorflow; "
+        "tf = import_tensorflow(); print(tf.constant(2).numpy())"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stdout.strip() == "2"
@@ -16,7 +19,8 @@ def test_fresh_process_import_is_silent():
 
 def test_stderr_works_again_after_import():
     code = (
-        "import os; from tripletutils.runtime import import_tensorflow; import_tensorflow();"
+        "import os; from tripletutils.runtime import import_tensorflow; "
+        "import_tensorflow();"
         "os.write(2, b'still here')"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

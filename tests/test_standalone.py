@@ -29,7 +29,10 @@ STANDALONE = [
 def test_module_imports_alone(tmp_path, module):
     shutil.copy(PACKAGE / module, tmp_path / module)
     name = module[:-3]
-    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import {name}; print(sorted(m for m in sys.modules if m.startswith('tripletutils')))"
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import {name}; "
+        "print(sorted(m for m in sys.modules if m.startswith('tripletutils')))"
+    )
     proc = subprocess.run(
         [sys.executable, "-I", "-c", code],
         capture_output=True,

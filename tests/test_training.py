@@ -196,7 +196,8 @@ def test_retrieval_grid_marks_wrong_neighbours(tiny_data):
 
 
 def test_train_recipe_fast_options_keep_the_interface(tiny_data):
-    # fused branches, several steps per call and bfloat16 computations: same outputs, float32 net back
+    # fused branches, several steps per call and bfloat16 computations: same outputs,
+    # float32 net back
     x, y = tiny_data(240)
     recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=1, batch_size=16)
     net, model, hist = train_recipe(

@@ -21,7 +21,8 @@ def test_hand_made_roc():
     np.testing.assert_allclose(thr, [-np.inf, 0.1, 0.2, 0.3, 0.4])
     np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
     np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
-    # same-class pairs closer than different-class ones: (0.1<0.2, 0.1<0.4, 0.3<0.4, 0.3>0.2) = 3/4
+    # same-class pairs closer than different-class ones:
+    # (0.1<0.2, 0.1<0.4, 0.3<0.4, 0.3>0.2) = 3/4
     assert roc_auc(d, same) == pytest.approx(0.75)
 
 

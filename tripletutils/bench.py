@@ -211,7 +211,8 @@ def training_throughput(
 
     if min(batch_size, steps, steps_per_execution, repeats) < 1:
         raise ValueError(
-            "batch_size, steps, steps_per_execution and repeats must be at least 1, got "
+            "batch_size, steps, steps_per_execution and repeats must be at least 1, "
+            "got "
             f"{batch_size}, {steps}, {steps_per_execution}, {repeats}"
         )
     if feed not in ("dataset", "arrays"):
@@ -220,7 +221,8 @@ def training_throughput(
     needed = batch_size * steps
     if needed > len(triplets):
         raise ValueError(
-            f"{steps} steps of {batch_size} need {needed} triplets, only {len(triplets)} exist"
+            f"{steps} steps of {batch_size} need {needed} triplets, "
+            f"only {len(triplets)} exist"
         )
     keras.utils.set_random_seed(seed)
     net = build_embedding_net(seed=seed)
@@ -435,7 +437,8 @@ def main(argv=None) -> int:
     }
     print(
         f"{results['hardware']['cpu']}, {results['hardware']['cores']} cores, "
-        f"TensorFlow {results['hardware']['tensorflow']}, oneDNN {results['hardware']['onednn']}"
+        f"TensorFlow {results['hardware']['tensorflow']}, "
+        f"oneDNN {results['hardware']['onednn']}"
     )
     # Rounds over all rows, not repeats of one row after another: the machine's
     # speed drifts over minutes, and interleaving spreads the drift over all rows.
@@ -462,7 +465,8 @@ def main(argv=None) -> int:
         )
         print(
             f"train  {label:52s}: {row['triplets_per_second']:7,.0f} triplets/s  "
-            f"{row['seconds_per_60000_triplets']:6.2f} s per 60,000  x{base / row['seconds_per_60000_triplets']:.2f}"
+            f"{row['seconds_per_60000_triplets']:6.2f} s per 60,000  "
+            f"x{base / row['seconds_per_60000_triplets']:.2f}"
             f"  (rounds: {per_round})"
         )
     from .evaluation import mixed_precision_copy
@@ -477,7 +481,8 @@ def main(argv=None) -> int:
             row["precision"] = policy
             results["embedding"].append(row)
             print(
-                f"embed  {policy:14s} batch {row['batch_size']:4d}: {row['images_per_second']:9,.0f} images/s  "
+                f"embed  {policy:14s} batch {row['batch_size']:4d}: "
+                f"{row['images_per_second']:9,.0f} images/s  "
                 f"(spread {row['spread']:.0%})"
             )
     from .evaluation import embed
@@ -486,13 +491,15 @@ def main(argv=None) -> int:
     test_e = embed(net, x_test * np.float32(255.0))
     results["search"] = search_time(test_e, train_e, k=1)
     print(
-        f"search {results['search']['queries']} queries x {results['search']['references']} references "
+        f"search {results['search']['queries']} queries x "
+        f"{results['search']['references']} references "
         f"(dim {results['search']['dim']}): {results['search']['seconds']:.2f} s"
     )
     results["peak_memory_mib"] = peak_memory_mib()
     results["total_seconds"] = time.perf_counter() - started
     print(
-        f"peak memory {results['peak_memory_mib']:.0f} MiB, total {results['total_seconds']:.0f} s"
+        f"peak memory {results['peak_memory_mib']:.0f} MiB, "
+        f"total {results['total_seconds']:.0f} s"
     )
     with open(args.output, "w") as fh:
         json.dump(results, fh, indent=2)

@@ -28,7 +28,8 @@ def _check_labels(name: str, labels: np.ndarray) -> np.ndarray:
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}"
+            f"{name} must be a 1-D integer array, "
+            f"got shape {labels.shape} dtype {labels.dtype}"
         )
     if len(labels) == 0:
         raise ValueError(f"{name} must not be empty")
@@ -124,7 +125,8 @@ def cluster_scores(
         )
     if embeddings.ndim != 2 or len(embeddings) != len(labels):
         raise ValueError(
-            f"embeddings must be (N, dim) with N = {len(labels)} labels, got shape {embeddings.shape}"
+            f"embeddings must be (N, dim) with N = {len(labels)} labels, "
+            f"got shape {embeddings.shape}"
         )
     k = len(np.unique(labels)) if n_clusters is None else n_clusters
     if (

@@ -90,7 +90,8 @@ def validate_mnist_arrays(
             )
         if x.dtype != np.uint8:
             raise MnistDataError(
-                f"{source}: 'x_{split}' must have dtype uint8 (pixels 0..255), got {x.dtype}"
+                f"{source}: 'x_{split}' must have dtype uint8 (pixels 0..255), "
+                f"got {x.dtype}"
             )
         if y.ndim != 1:
             raise MnistDataError(
@@ -110,7 +111,8 @@ def validate_mnist_arrays(
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi > 9:
             raise MnistDataError(
-                f"{source}: 'y_{split}' must hold digits 0..9, found values in {lo}..{hi}"
+                f"{source}: 'y_{split}' must hold digits 0..9, "
+                f"found values in {lo}..{hi}"
             )
 
 
@@ -143,7 +145,8 @@ def _read_npz(path: Path) -> Tuple[np.ndarray, ...]:
             if missing:
                 raise MnistDataError(
                     f"'{path}' lacks the key(s) {', '.join(missing)}; found "
-                    f"{', '.join(npz.files) or 'no arrays'}, expected {', '.join(_KEYS)}"
+                    f"{', '.join(npz.files) or 'no arrays'}, "
+                    f"expected {', '.join(_KEYS)}"
                 )
             return tuple(npz[k] for k in _KEYS)
     except MnistDataError:

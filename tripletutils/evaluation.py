@@ -86,7 +86,8 @@ def embed(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.
     expected = tuple(model.input_shape[1:])
     if tuple(images.shape[1:]) != expected:
         raise ValueError(
-            f"images must have shape (N, {', '.join(map(str, expected))}), got {images.shape}"
+            f"images must have shape (N, {', '.join(map(str, expected))}), "
+            f"got {images.shape}"
         )
     batch_size = _check_batch_size(batch_size)
     fn = _compiled(model)
@@ -100,7 +101,10 @@ def embed(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.
 
 
 def _set_policy(config, policy: str) -> None:
-    """Set ``dtype`` of every layer (not inputs, not sub-models) in a serialised model."""
+    """Set ``dtype`` of every layer in a serialised model.
+
+    Not of inputs, not of sub-models.
+    """
     if isinstance(config, list):
         for item in config:
             _set_policy(item, policy)
@@ -328,7 +332,8 @@ def format_seed_log(rows: List[Dict[str, float]]) -> str:
             raise ValueError(f"row lacks key(s) {sorted(missing)}: {row}")
         lines.append(f"clz {row['clz']}")
         lines.append(
-            f"distance - min: {row['min']:.4f}, max: {row['max']:.4f}, avg: {row['avg']:.4f}"
+            f"distance - min: {row['min']:.4f}, max: {row['max']:.4f}, "
+            f"avg: {row['avg']:.4f}"
         )
         lines.append(f"acc: {row['acc']:.4f}")
     return "\n".join(lines)

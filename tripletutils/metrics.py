@@ -103,8 +103,8 @@ def nearest_neighbours(
         or queries.shape[1] != references.shape[1]
     ):
         raise ValueError(
-            f"queries and references must be (Q, dim) and (N, dim), got {queries.shape} "
-            f"and {references.shape}"
+            f"queries and references must be (Q, dim) and (N, dim), "
+            f"got {queries.shape} and {references.shape}"
         )
     if same_set and queries.shape != references.shape:
         raise ValueError("same_set=True needs queries and references of the same shape")

@@ -153,11 +153,13 @@ def build_lenet_backbone(
         isinstance(s, int) and s > 0 for s in input_shape
     ):
         raise ValueError(
-            f"input_shape must be (height, width, channels) positive ints, got {input_shape}"
+            f"input_shape must be (height, width, channels) positive ints, "
+            f"got {input_shape}"
         )
     if min(input_shape[:2]) < 16:
         raise ValueError(
-            f"images must be at least 16 x 16 for two 5x5 convolutions and pools, got {input_shape}"
+            f"images must be at least 16 x 16 for two 5x5 convolutions and pools, "
+            f"got {input_shape}"
         )
 
     def init(offset):
@@ -264,9 +266,10 @@ def build_embedding_net(
 
     inputs = keras.Input(shape=input_shape, name="image")
     if backbone is None:
-        conv_init = lambda k: keras.initializers.RandomUniform(
-            -0.05, 0.05, seed=init(k)
-        )  # noqa: E731
+
+        def conv_init(k):
+            return keras.initializers.RandomUniform(-0.05, 0.05, seed=init(k))
+
         x = layers.Conv2D(
             32, (3, 3), activation="relu", kernel_initializer=conv_init(0)
         )(inputs)
@@ -281,7 +284,8 @@ def build_embedding_net(
         expected = tuple(backbone.input_shape[1:])
         if expected != input_shape:
             raise ValueError(
-                f"the backbone takes inputs of shape {expected}, but input_shape is {input_shape}"
+                f"the backbone takes inputs of shape {expected}, "
+                f"but input_shape is {input_shape}"
             )
         x = backbone(inputs)
     if len(x.shape) > 2:

@@ -199,7 +199,8 @@ def plot_embedding_maps(
             xy = np.asarray(row[method])
             if xy.shape != (len(labels), 2):
                 raise ValueError(
-                    f"maps[{row_name!r}][{method!r}] must have shape ({len(labels)}, 2), got {xy.shape}"
+                    f"maps[{row_name!r}][{method!r}] must have shape "
+                    f"({len(labels)}, 2), got {xy.shape}"
                 )
             ax = axes[r, c]
             for d in range(10):
@@ -268,7 +269,8 @@ def plot_retrieval_grid(
         or not np.issubdtype(neighbours.dtype, np.integer)
     ):
         raise ValueError(
-            f"neighbours must be an integer array of shape ({len(query_images)}, k), got "
+            f"neighbours must be an integer array of shape ({len(query_images)}, k), "
+            "got "
             f"{getattr(neighbours, 'shape', type(neighbours).__name__)}"
         )
     if neighbours.size and (

@@ -492,7 +492,8 @@ def random_triplet_dataset(
     )
     if per_epoch > table.n:
         raise ValueError(
-            f"triplets_per_epoch={per_epoch} exceeds the {table.n} examples (one anchor each)"
+            f"triplets_per_epoch={per_epoch} exceeds the {table.n} examples "
+            "(one anchor each)"
         )
     steps = per_epoch // batch_size
     if steps == 0:

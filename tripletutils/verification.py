@@ -36,7 +36,8 @@ def _labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}"
+            f"{name} must be a 1-D integer array, "
+            f"got shape {labels.shape} dtype {labels.dtype}"
         )
     return labels
 
@@ -145,7 +146,8 @@ def pair_distances(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         or not np.issubdtype(pairs.dtype, np.integer)
     ):
         raise ValueError(
-            f"pairs must be an integer array of shape (P, 2), got {pairs.shape} {pairs.dtype}"
+            f"pairs must be an integer array of shape (P, 2), "
+            f"got {pairs.shape} {pairs.dtype}"
         )
     if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(embeddings)):
         raise ValueError(f"pair positions must lie in 0..{len(embeddings) - 1}")
