@@ -5,8 +5,9 @@
 * :class:`OfflineTripletLoss`: the seed project's loss on the three-input
   model's concatenated output, ``max(0, d(a,p) - d(a,n) + margin)``.
 * Online losses on ``(labels, embeddings)``, mining triplets inside the batch:
-  :func:`batch_all_triplet_loss`, :func:`batch_hard_triplet_loss`,
-  :func:`semi_hard_triplet_loss` (FaceNet) and
+  :func:`batch_all_triplet_loss`, :func:`batch_hard_triplet_loss` (both
+  Hermans et al. 2017), :func:`semi_hard_triplet_loss` (the rule of TensorFlow
+  Addons' ``TripletSemiHardLoss``, not FaceNet's own selection) and
   :func:`soft_margin_triplet_loss`, each with a Keras ``Loss`` class.
 * Diagnostics for collapse: :func:`triplet_diagnostics`.
 
@@ -356,13 +357,19 @@ def soft_margin_triplet_loss(labels, embeddings, squared: bool = False):
 def semi_hard_triplet_loss(
     labels, embeddings, margin: float = 1.0, squared: bool = False
 ):
-    """Semi-hard loss (Schroff et al. 2015, FaceNet), as TF-Addons computed it.
+    """Semi-hard loss with the rule of TensorFlow Addons' ``TripletSemiHardLoss``.
 
     For every positive pair ``(a, p)``: the negative is the *closest* one that
     is still farther than the positive (``d(a,n) > d(a,p)``); if there is no
     such negative, the *farthest* negative. Loss: the mean over all positive
     pairs of ``max(0, d(a,p) - d(a,n) + margin)`` (0 if there is no positive
     pair or no negative).
+
+    This is not FaceNet's selection (Schroff et al. 2015), which named
+    semi-hard negatives: FaceNet picks, for each positive pair, a negative
+    inside the margin (``d(a,p) < d(a,n) < d(a,p) + margin``) from large
+    mini-batches (about 1,800 images) and has no fallback to the farthest
+    negative. Here the chosen negative may lie beyond the margin (zero loss).
 
     Parameters
     ----------
@@ -515,7 +522,11 @@ class BatchHardTripletLoss(_TripletLossBase):
 
 @keras.saving.register_keras_serializable(package="tripletutils")
 class SemiHardTripletLoss(_TripletLossBase):
-    """Keras wrapper of :func:`semi_hard_triplet_loss` (``y_true`` = labels)."""
+    """Keras wrapper of :func:`semi_hard_triplet_loss` (``y_true`` = labels).
+
+    The mining rule is TensorFlow Addons' ``TripletSemiHardLoss``, not FaceNet's
+    selection; see :func:`semi_hard_triplet_loss`.
+    """
 
     def __init__(
         self,

@@ -8,7 +8,13 @@ of steps. A :class:`MiningRecipe` names one run:
 * ``"random_triplets"``: random triplets redrawn every epoch, three-input model;
 * ``"batch_all"``, ``"batch_hard"``, ``"semi_hard"``, ``"soft_margin"``:
   one embedding network on P x K batches, triplets mined inside each batch
-  (see :mod:`tripletutils.losses`).
+  (see :mod:`tripletutils.losses`): batch-all averages every valid triplet
+  with a positive loss; batch-hard takes each anchor's farthest positive and
+  nearest negative (Hermans et al. 2017); semi-hard takes, for each positive
+  pair, the nearest negative farther than the positive, else the farthest
+  negative (TensorFlow Addons' ``TripletSemiHardLoss`` rule, not FaceNet's
+  selection of negatives inside the margin); soft-margin is batch-hard with
+  ``log(1 + exp(x))`` instead of the hinge.
 
 With ``p * k = 96`` images per step, a triplet run takes batches of 32
 triplets (96 images, the seed's batch) and an online run takes 8 classes x 12
@@ -140,7 +146,8 @@ class MiningRecipe:
             raise ValueError("p * k must be at least 3 for triplet batches")
         if not self.margin >= 0 or not self.learning_rate > 0:
             raise ValueError(
-                f"margin must be >= 0 and learning_rate > 0, got {self.margin}, {self.learning_rate}"
+                "margin must be >= 0 and learning_rate > 0, "
+                f"got {self.margin}, {self.learning_rate}"
             )
 
     @property
@@ -539,7 +546,8 @@ def train_softmax_baseline(
         raise ValueError("y_train must be a 1-D integer numpy array")
     if not isinstance(x_train, np.ndarray) or len(x_train) != len(y_train):
         raise ValueError(
-            f"need one label per image, got {getattr(x_train, 'shape', None)} and {y_train.shape}"
+            "need one label per image, "
+            f"got {getattr(x_train, 'shape', None)} and {y_train.shape}"
         )
     n_classes = int(y_train.max()) + 1
     if y_train.min() < 0 or len(np.unique(y_train)) != n_classes:
