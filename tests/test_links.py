@@ -39,7 +39,12 @@ def _parse(path: Path) -> _Page:
 
 def broken_links(site: Path) -> list[str]:
     """Internal links of every HTML page under ``site`` that do not resolve."""
-    pages = {p.resolve(): _parse(p) for p in site.rglob("*.html")}
+    # _static/ holds the theme's assets (and Jinja templates named *.html), not pages
+    pages = {
+        p.resolve(): _parse(p)
+        for p in site.rglob("*.html")
+        if "_static" not in p.relative_to(site).parts
+    }
     broken = []
     for path, page in sorted(pages.items()):
         for tag, link in page.links:

@@ -22,6 +22,7 @@ STANDALONE = [
     "bench.py",
     "plotting.py",
     "runtime.py",
+    "explore.py",
 ]
 
 
