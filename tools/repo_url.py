@@ -22,7 +22,7 @@ URL_PATTERN = r"https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"
 # Each copy: a file (or glob) and the pattern whose group 1 is the URL there.
 COPIES = [
     ("README.md", r"git\+(" + URL_PATTERN + r')"'),
-    ("notebooks/[0-9][0-9]_*.ipynb", r"git\+(" + URL_PATTERN + r')\\"'),
+    ("notebooks/[0-9][0-9]_*.ipynb", r'REPO = \\"(' + URL_PATTERN + r')\\"'),
     ("CITATION.cff", r"repository-code: \"?(" + URL_PATTERN + r")\"?"),
     ("book/intro.md", r"url = \{(" + URL_PATTERN + r")\}"),
     ("pyproject.toml", r'Repository = "(' + URL_PATTERN + r')"'),
