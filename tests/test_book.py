@@ -63,3 +63,21 @@ def test_built_html_holds_no_error_output():
         assert 'class="output stderr"' not in text, f"{page}: stderr output"
         assert 'class="output traceback' not in text, f"{page}: error output"
         assert "system-message" not in text, f"{page}: docutils error"
+
+
+@pytest.mark.book
+def test_colab_cell_is_hidden_and_launch_buttons_remain():
+    require_build()
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    owner_repo = config["repository"]["url"].removeprefix("https://github.com/")
+    for entry in toc_files():
+        if not entry.startswith("notebooks/"):
+            continue
+        page = (HTML / f"{entry}.html").read_text(encoding="utf-8")
+        assert "google.colab" not in page, f"{entry}: the Colab cell is shown"
+        colab = (
+            f"https://colab.research.google.com/github/{owner_repo}/blob/main/"
+            f"{entry}.ipynb"
+        )
+        assert colab in page, f"{entry}: no Colab launch button ({colab})"
+        assert "mybinder.org/v2/gh/" + owner_repo in page, f"{entry}: no Binder button"
