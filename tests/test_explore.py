@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -383,22 +382,3 @@ def test_explorer_html_inline_and_cdn(tmp_path):
     )
     with pytest.raises(TypeError, match="path must be a str or Path"):
         ex.save(3)
-
-
-def test_explore_module_imports_alone(tmp_path):
-    """A reader can copy explore.py alone: it imports no other tripletutils module."""
-    shutil.copy(ROOT / "tripletutils" / "explore.py", tmp_path / "explore.py")
-    code = (
-        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import explore; "
-        "print(sorted(m for m in sys.modules if m.startswith('tripletutils')))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "[]"
