@@ -3,7 +3,8 @@
 #   make setup    .venv with tripletutils and the book/test extras, at the exact
 #                 versions of constraints.txt (reinstalls when either file changes)
 #   make book     setup + execute every notebook afresh + HTML book in _build/html
-#   make test     setup + lint + unit tests + pytest --nbval on the committed
+#   make unit     the fast unit tests (no training); make unit-all: all of them
+#   make test     setup + lint + all unit tests + pytest --nbval on the committed
 #                 notebooks + HTML from the committed outputs + browser tests
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
@@ -31,7 +32,7 @@ JB := $(VENV)/bin/jupyter-book
 # Jupyter Book resolves local extensions relative to the config file's folder.
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
-.PHONY: setup lock test unit nbval book html browser booktests outputs bench clean \
+.PHONY: setup lock test unit unit-all nbval book html browser booktests outputs bench clean \
 	lint citation lab publish test-oldest repo-url
 
 setup: $(STAMP)
@@ -49,14 +50,19 @@ lock: setup
 	  $(PY) -m pip freeze --exclude-editable --disable-pip-version-check; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 
+# The fast unit tests (a minute or two); `make unit-all` adds the slow ones that
+# train networks, as `make test` does.
 unit: setup
+	$(PY) -m pytest -m "not book and not slow" tests
+
+unit-all: setup
 	$(PY) -m pytest -m "not book" tests
 
 nbval: setup
 	$(PY) -m pytest --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
 
-test: lint unit nbval html booktests
+test: lint unit-all nbval html booktests
 
 # One formatter and linter for the package, the tests and the notebooks; the two
 # GitHub workflows checked by actionlint and zizmor (offline); CITATION.cff.

@@ -39,19 +39,53 @@ def test_embedding_throughput_bad_input():
         embedding_throughput(None, np.zeros((4, 28, 28, 1)))
 
 
-def test_training_throughput_on_tiny_data():
+def _count_fit_calls(monkeypatch, stall=0.0):
+    """Wrap keras.Model.fit: record the optimizer's steps after each call."""
+    import time
+
+    import keras
+
+    real_fit = keras.Model.fit
+    iterations = []
+
+    def fit(self, *args, **kwargs):
+        history = real_fit(self, *args, **kwargs)
+        time.sleep(stall)  # a stall after the last epoch must be timed too
+        iterations.append(int(self.optimizer.iterations.numpy()))
+        return history
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return iterations
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("feed", ["dataset", "arrays"])
+def test_training_throughput_times_whole_fit_calls(monkeypatch, feed):
     from tripletutils.bench import training_throughput
 
     rng = np.random.default_rng(0)
     x = rng.random((120, 28, 28, 1)).astype(np.float32)
     y = np.arange(120) % 3
-    row = training_throughput(x, y, batch_size=8, steps=4, steps_per_execution=2)
-    assert row["triplets_per_second"] > 0
-    assert row["seconds_per_60000_triplets"] == pytest.approx(
-        60000 / row["triplets_per_second"]
-    )
-    with pytest.raises(ValueError, match="need"):
-        training_throughput(x, y, batch_size=64, steps=10)
+    iterations = _count_fit_calls(monkeypatch, stall=0.25)
+    row = training_throughput(x, y, batch_size=8, steps=4, feed=feed, repeats=3)
+    # a warm-up call of 2 steps, then 3 timed calls of exactly 4 steps each
+    assert np.diff([0] + iterations).tolist() == [2, 4, 4, 4]
+    # each timed call includes the stall: rates cannot exceed 32 triplets / 0.25 s
+    assert len(row["seconds_all"]) == 3 and min(row["seconds_all"]) >= 0.25
+    assert row["seconds"] in row["seconds_all"]
+    assert row["seconds"] == sorted(row["seconds_all"])[1]  # the median of three
+    assert 0 < row["triplets_per_second"] <= 32 / 0.25
+    assert row["seconds_per_60000_triplets"] >= 60000 / (32 / 0.25)
+
+
+@pytest.mark.slow
+def test_training_throughput_options_and_bad_input(monkeypatch):
+    from tripletutils.bench import training_throughput
+
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 28, 28, 1)).astype(np.float32)
+    y = np.arange(120) % 3
+    iterations = _count_fit_calls(monkeypatch)
     fast = training_throughput(
         x,
         y,
@@ -61,23 +95,10 @@ def test_training_throughput_on_tiny_data():
         fused=True,
         precision="mixed_bfloat16",
     )
-    assert (
-        fast["fused"] is True
-        and fast["precision"] == "mixed_bfloat16"
-        and fast["triplets_per_second"] > 0
-    )
-
-
-def test_training_throughput_arrays_feed_and_repeats():
-    from tripletutils.bench import training_throughput
-
-    rng = np.random.default_rng(0)
-    x = rng.random((120, 28, 28, 1)).astype(np.float32)
-    y = np.arange(120) % 3
-    row = training_throughput(x, y, batch_size=8, steps=3, feed="arrays", repeats=3)
-    assert row["feed"] == "arrays" and len(row["seconds_all"]) == 3
-    assert row["seconds"] == sorted(row["seconds_all"])[1]  # the median of three
-    assert row["triplets_per_second"] == pytest.approx(24 / row["seconds"])
+    assert fast["fused"] is True and fast["precision"] == "mixed_bfloat16"
+    assert np.diff([0] + iterations).tolist() == [4, 4]  # warm-up: 2 x spe steps
+    with pytest.raises(ValueError, match="need"):
+        training_throughput(x, y, batch_size=64, steps=10)
     with pytest.raises(ValueError, match='feed must be "dataset" or "arrays"'):
         training_throughput(x, y, batch_size=8, steps=3, feed="generator")
     with pytest.raises(ValueError, match="repeats must be at least 1"):

@@ -1,4 +1,4 @@
-"""train_recipe under tf.distribute.MirroredStrategy matches the single-device run."""
+"""training.train under tf.distribute.MirroredStrategy matches the single-device run."""
 
 import json
 import subprocess
@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses that train
 
 #: Both subprocess scripts train on the same data: 320 images of 4 classes,
 #: each with a faint class-specific band (needs numpy imported as np).
@@ -27,18 +29,20 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2
 )
 import numpy as np
-from tripletutils.recipes import IMPROVED_RECIPE, train_recipe
+from tripletutils.recipes import IMPROVED_RECIPE
+from tripletutils.training import train
 """
     + TINY_DATA
     + r"""
-recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=2, batch_size=16, dropout=0.0)
+# 4 x 12 // 3 = 16 triplets a batch
+recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=2, p=4, k=12, dropout=0.0)
 out = {}
 for label, strategy in (
     ("single", None),
     ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
 ):
-    _, model, h = train_recipe(
-        recipe, x, y, x[:80], y[:80], strategy=strategy, verbose=0, validate_every=5
+    _, model, h = train(
+        recipe, x, y, x[:80], y[:80], strategy=strategy, validate_every=5
     )
     out[label] = {
         "epoch_loss": h["epoch_loss"],

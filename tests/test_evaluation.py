@@ -97,8 +97,12 @@ def test_triplet_difficulty_hand_made():
 def test_mixed_precision_copy():
     import keras
 
-    from tripletutils.evaluation import embed, mixed_precision_copy
-    from tripletutils.models import build_embedding_net, build_lenet_backbone
+    from tripletutils.evaluation import embed
+    from tripletutils.models import (
+        build_embedding_net,
+        build_lenet_backbone,
+        mixed_precision_copy,
+    )
 
     net = build_embedding_net(
         backbone=build_lenet_backbone(seed=0),
@@ -124,3 +128,18 @@ def test_mixed_precision_copy():
         mixed_precision_copy(net, "float8")
     with pytest.raises(TypeError, match="keras.Model"):
         mixed_precision_copy("net")
+
+
+def test_embed_does_not_keep_models_alive():
+    import gc
+    import weakref
+
+    from tripletutils.evaluation import _COMPILED
+
+    net = build_embedding_net(embedding_dim=4, seed=0)
+    embed(net, np.zeros((2, 28, 28, 1), np.float32))
+    assert net in _COMPILED
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None, "embed's cache kept a deleted model alive"

@@ -1,70 +1,69 @@
+"""The one training stack: Recipe, its builders and train()."""
+
 import dataclasses
-import json
 
-import matplotlib
-
-matplotlib.use("Agg")
+import keras
 import numpy as np
 import pytest
 
-from tripletutils.plotting import (
-    digit_palette,
-    plot_digit_grid,
-    plot_embedding_maps,
-    plot_retrieval_grid,
-    plot_triplets,
-)
-from tripletutils.recipes import (
-    IMPROVED_RECIPE,
-    SEED_RECIPE,
+from tripletutils import losses as L
+from tripletutils.evaluation import embed
+from tripletutils.recipes import BEST_RECIPE, IMPROVED_RECIPE, SEED_RECIPE
+from tripletutils.sampling import seed_offline_triplets
+from tripletutils.training import (
+    MINING_SCHEMES,
     Recipe,
-    load_or_train,
+    build_recipe_net,
+    build_training_model,
+    make_loss,
+    make_optimizer,
     recipe_inputs,
-    train_recipe,
+    train,
+    train_softmax_baseline,
+    training_data,
 )
-from tripletutils.training import StepHistory
 
 
-def test_step_history_recovers_per_step_losses():
-    cb = StepHistory()
-    cb.on_epoch_begin(0)
-    true = [4.0, 2.0, 3.0, 1.0]
-    for i, _ in enumerate(true):
-        cb.on_train_batch_end(i, {"loss": np.mean(true[: i + 1])})
-    np.testing.assert_allclose(cb.step_loss, true)
-    cb.on_epoch_begin(1)
-    cb.on_train_batch_end(0, {"loss": 5.0})
-    cb.on_train_batch_end(1, {"loss": 3.0})
-    np.testing.assert_allclose(cb.step_loss[-2:], [5.0, 1.0])
+def test_equal_budget_per_step():
+    for scheme in MINING_SCHEMES:
+        assert Recipe("r", mining=scheme, p=8, k=12).images_per_step == 96
+    assert Recipe("r", mining="seed_triplets", p=5, k=5).images_per_step == 24
+    assert Recipe("r", mining="seed_triplets").triplet_model
+    assert not Recipe("r", mining="semi_hard").triplet_model
+    assert SEED_RECIPE.batch_size == 32 and Recipe("r").batch_size == 96
 
 
-def test_step_history_smooth():
-    np.testing.assert_allclose(
-        StepHistory.smooth([1.0, 3.0, 5.0, 7.0], window=2), [1.0, 2.0, 4.0, 6.0]
-    )
-    with pytest.raises(ValueError, match="window"):
-        StepHistory.smooth([1.0], window=0)
-    with pytest.raises(ValueError, match="at least 1"):
-        StepHistory(validate_every=0)
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(mining="hardest"), ValueError, "mining must be one of"),
+        (dict(network="resnet"), ValueError, "network"),
+        (dict(steps=0), ValueError, "steps must be a positive int"),
+        (dict(steps=2.5), ValueError, "steps must be a positive int"),
+        (dict(k=1), ValueError, "p >= 2 and k >= 2"),
+        (dict(margin=-0.1), ValueError, "margin"),
+        (dict(learning_rate=0.0), ValueError, "learning_rate"),
+        (dict(dropout=1.0), ValueError, "dropout"),
+        (dict(steps=None), ValueError, "needs a triplet scheme"),
+        (dict(steps=10, epochs=2), ValueError, "epochs must be 1"),
+        (dict(precision="float8"), ValueError, "dtype policy"),
+        (dict(fused=True), ValueError, "triplet schemes only"),
+        (dict(squared=1), TypeError, "squared must be a bool"),
+        (dict(name=""), ValueError, "name"),
+    ],
+)
+def test_recipe_rejects_bad_fields(kwargs, error, match):
+    fields = {"name": "r", **kwargs}
+    with pytest.raises(error, match=match):
+        Recipe(**fields)
 
 
-def test_recipes_differ_only_where_documented():
-    a, b = dataclasses.asdict(SEED_RECIPE), dataclasses.asdict(IMPROVED_RECIPE)
-    assert {k for k in a if a[k] != b[k]} == {
-        "name",
-        "raw_pixels",
-        "activation",
-        "l2_normalize",
-        "sampling",
-    }
-    assert (
-        SEED_RECIPE.margin == 1.0
-        and SEED_RECIPE.squared
-        and SEED_RECIPE.batch_size == 32
-        and SEED_RECIPE.epochs == 2
-    )
-    with pytest.raises(ValueError, match="sampling"):
-        Recipe("x", False, None, False, "online")
+def test_builders_reject_a_non_recipe():
+    for fn in (make_loss, make_optimizer, build_recipe_net):
+        with pytest.raises(TypeError, match="recipe must be a Recipe"):
+            fn("batch_all")
+    with pytest.raises(TypeError, match="recipe must be a Recipe"):
+        recipe_inputs({"raw_pixels": True}, np.zeros((1, 28, 28, 1), np.float32))
 
 
 def test_recipe_inputs_scale():
@@ -73,150 +72,199 @@ def test_recipe_inputs_scale():
     assert recipe_inputs(IMPROVED_RECIPE, x).max() == 0.5
 
 
-@pytest.mark.parametrize(
-    "recipe", [SEED_RECIPE, IMPROVED_RECIPE], ids=["seed", "improved"]
-)
-def test_load_or_train_trains_then_loads(tiny_data, tmp_path, recipe):
-    recipe = dataclasses.replace(recipe, epochs=1)
-    x, y = tiny_data()
-    xv, yv = tiny_data(80, seed=1)
-    net, hist, trained = load_or_train(
-        recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0, validate_every=2
-    )
-    assert trained
-    assert len(hist["step_loss"]) >= 5 and np.all(np.isfinite(hist["step_loss"]))
-    assert hist["val_steps"][-1] == len(hist["step_loss"])
-    assert (tmp_path / f"{recipe.name}_triplet.keras").exists()
-    net2, hist2, trained2 = load_or_train(
-        recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0
-    )
-    assert not trained2
-    assert hist2["step_loss"] == hist["step_loss"]
-    np.testing.assert_allclose(
-        net2.predict(x[:4], verbose=0), net.predict(x[:4], verbose=0), atol=1e-6
-    )
-    # another seed is a different model: retrained, not loaded
-    _, _, trained3 = load_or_train(
-        recipe, x, y, xv, yv, artifacts=tmp_path, verbose=0, seed=1
-    )
-    assert trained3
-    assert (
-        json.loads((tmp_path / f"{recipe.name}_history.json").read_text())["seed"] == 1
-    )
-    # another split of the data is a different model too
-    _, _, trained4 = load_or_train(
-        recipe, x[:200], y[:200], xv, yv, artifacts=tmp_path, verbose=0, seed=1
-    )
-    assert trained4
+def test_make_loss_classes_and_settings():
+    expected = {
+        "seed_triplets": L.OfflineTripletLoss,
+        "random_triplets": L.OfflineTripletLoss,
+        "batch_all": L.BatchAllTripletLoss,
+        "batch_hard": L.BatchHardTripletLoss,
+        "semi_hard": L.SemiHardTripletLoss,
+        "soft_margin": L.SoftMarginTripletLoss,
+    }
+    for scheme, cls in expected.items():
+        loss = make_loss(Recipe("r", mining=scheme, margin=0.3, squared=True))
+        assert type(loss) is cls
+        assert loss.squared is True
+        if scheme != "soft_margin":
+            assert loss.margin == 0.3
 
 
-def test_cached_training_key_decides_load_or_train(tmp_path):
-    from tripletutils.models import build_embedding_net
-    from tripletutils.recipes import cached_training
-
-    calls = []
-
-    def train():
-        calls.append(1)
-        net = build_embedding_net(embedding_dim=4, seed=len(calls))
-        return net, {"step_loss": [1.0, 0.5]}, {"other.keras": net}
-
-    net, hist, trained = cached_training(
-        "r", {"seed": 0, "data": "abc"}, train, artifacts=tmp_path
-    )
-    assert trained and calls == [1] and hist["seed"] == 0 and hist["data"] == "abc"
-    assert (tmp_path / "other.keras").exists() and (
-        tmp_path / "r_embedding.keras"
-    ).exists()
-    loaded, hist2, trained2 = cached_training(
-        "r", {"seed": 0, "data": "abc"}, train, artifacts=tmp_path
-    )
-    assert not trained2 and calls == [1] and hist2 == hist
-    x = np.ones((2, 28, 28, 1), np.float32)
-    np.testing.assert_allclose(
-        loaded.predict(x, verbose=0), net.predict(x, verbose=0), atol=1e-6
-    )
-    # one changed entry of the key, or retrain=True: trained again
-    assert cached_training("r", {"seed": 0, "data": "xyz"}, train, artifacts=tmp_path)[
-        2
-    ] and calls == [1, 1]
-    assert cached_training(
-        "r", {"seed": 0, "data": "xyz"}, train, artifacts=tmp_path, retrain=True
-    )[2]
-    assert len(calls) == 3
-    with pytest.raises(TypeError, match="key must be a dict"):
-        cached_training("r", [("seed", 0)], train, artifacts=tmp_path)
-    with pytest.raises(TypeError, match="train must be callable"):
-        cached_training("r", {}, None, artifacts=tmp_path)
-    with pytest.raises(TypeError, match="name must be a non-empty str"):
-        cached_training("", {}, train, artifacts=tmp_path)
+def test_make_optimizer_schedule():
+    constant = make_optimizer(SEED_RECIPE)
+    assert float(constant.learning_rate) == pytest.approx(1e-3)
+    decayed = make_optimizer(Recipe("r", steps=100, learning_rate=2e-3))
+    schedule = decayed._learning_rate
+    assert float(schedule(0)) == pytest.approx(2e-3)
+    assert float(schedule(50)) == pytest.approx(1e-3, rel=1e-5)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="total_steps"):
+        make_optimizer(dataclasses.replace(SEED_RECIPE, cosine_decay=True))
 
 
-def test_plots_return_figures_with_titles(tiny_data):
-    x, y = tiny_data(40)
-    fig = plot_digit_grid(x, y, per_class=3)
-    assert fig._suptitle.get_text() == "MNIST digits by class"
-    t = np.array([[0, 4, 1], [1, 5, 2]])
-    fig = plot_triplets(x, y, t, rows=[0, 1])
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["anchor", "positive", "negative"]
-    labels = np.arange(20) % 10
-    xy = np.random.default_rng(0).random((20, 2))
-    fig = plot_embedding_maps(
-        {"a": {"PCA": xy, "UMAP": xy}, "b": {"PCA": xy, "UMAP": xy}}, labels
-    )
-    assert len(fig.axes) == 4 and fig.legends
-    assert len(digit_palette()) == 10
+def test_build_recipe_net():
+    net = build_recipe_net(BEST_RECIPE, seed=0)
+    assert net.output_shape == (None, BEST_RECIPE.embedding_dim)
+    e = net(np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)).numpy()
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    seed_net = build_recipe_net(Recipe("r", l2_normalize=False, embedding_dim=16))
+    assert seed_net.output_shape == (None, 16)
+    assert "l2_normalize" not in [layer.name for layer in seed_net.layers]
+    relu = build_recipe_net(SEED_RECIPE, seed=0)
+    assert relu.get_layer("embedding").activation.__name__ == "relu"
 
 
-def test_plots_reject_bad_input(tiny_data):
-    x, y = tiny_data(40)
-    with pytest.raises(ValueError, match="labels must be"):
-        plot_digit_grid(x, y[:3])
-    with pytest.raises(ValueError, match="rows must be"):
-        plot_triplets(x, y, np.array([[0, 4, 1]]), rows=[3])
-    with pytest.raises(ValueError, match="shape"):
-        plot_embedding_maps({"a": {"PCA": np.zeros((3, 2))}}, np.arange(4))
+def test_build_training_model_precision_and_fusion():
+    recipe = dataclasses.replace(SEED_RECIPE, fused=True, precision="mixed_bfloat16")
+    net = build_recipe_net(recipe, seed=0)
+    trained, model = build_training_model(recipe, net)
+    assert trained is not net  # a bfloat16 copy, same weights
+    assert trained.get_layer("embedding").dtype_policy.name == "mixed_bfloat16"
+    for a, b in zip(trained.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.output.dtype == "float32" and len(model.inputs) == 3
+    assert "stack_triplets" in [layer.name for layer in model.layers]
+    online = Recipe("r")
+    same, model = build_training_model(online, build_recipe_net(online))
+    assert model is same
+    with pytest.raises(TypeError, match="net must be a keras.Model"):
+        build_training_model(online, "net")
 
 
-def test_retrieval_grid_marks_wrong_neighbours(tiny_data):
-    x, y = tiny_data(12)
-    nn = np.array(
-        [[4, 1, 8], [5, 9, 2]]
-    )  # y = i % 4: query 0 (class 0): 4 ok, 1 wrong, 8 ok
-    fig = plot_retrieval_grid(x[:2], y[:2], x, y, nn, title="t")
-    axes = np.array(fig.axes).reshape(2, 4)
-    assert fig._suptitle.get_text() == "t"
-    red = [ax.spines["left"].get_linewidth() > 2 for ax in axes[0]]
-    assert red == [False, False, True, False]
-    assert [ax.get_xlabel() for ax in axes[0]] == ["0", "0", "1", "0"]
-    with pytest.raises(ValueError, match="neighbours"):
-        plot_retrieval_grid(x[:2], y[:2], x, y, np.array([[0, 99], [1, 2]]))
-    with pytest.raises(ValueError, match="neighbours"):
-        plot_retrieval_grid(x[:2], y[:2], x, y, nn[:1])
-
-
-def test_train_recipe_fast_options_keep_the_interface(tiny_data):
-    # fused branches, several steps per call and bfloat16 computations: same outputs,
-    # float32 net back
+def test_training_data_budgets(tiny_data):
     x, y = tiny_data(240)
-    recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=1, batch_size=16)
-    net, model, hist = train_recipe(
-        recipe,
-        x[:200],
-        y[:200],
-        x[200:],
-        y[200:],
-        verbose=0,
+    data, steps, epochs = training_data(SEED_RECIPE, x, y)
+    assert steps is None and epochs == 2  # the seed's epochs, the dataset's end
+    n_triplets = len(seed_offline_triplets(y, seed=0))
+    assert int(data.cardinality()) == -(-n_triplets // 32) > 1  # last one shorter
+    data, steps, epochs = training_data(IMPROVED_RECIPE, x, y)
+    assert steps == n_triplets // 32 and epochs == 2  # whole batches only
+    xb, yb = next(iter(training_data(Recipe("r", p=4, k=6), x, y)[0]))
+    assert xb.shape == (24, 28, 28, 1) and len(np.unique(yb.numpy())) == 4
+    with pytest.raises(ValueError, match="one label per image"):
+        training_data(SEED_RECIPE, x, y[:-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", MINING_SCHEMES)
+def test_train_every_scheme(tiny_data, scheme):
+    x, y = tiny_data(240)
+    recipe = Recipe("r", mining=scheme, p=4, k=6, steps=6, embedding_dim=8)
+    net, model, hist = train(
+        recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=3
+    )
+    assert len(hist["step_loss"]) == 6
+    assert np.all(np.isfinite(hist["step_loss"]))
+    assert [r["step"] for r in hist["monitor"]] == [3.0, 6.0]
+    assert hist["images_per_step"] == 24
+    assert hist["fit_seconds"] > 0
+    assert net.output_shape == (None, 8)
+    assert (model is net) != recipe.triplet_model
+
+
+@pytest.mark.slow
+def test_train_seed_recipe_by_epochs_with_validation(tiny_data):
+    x, y = tiny_data(240)
+    recipe = dataclasses.replace(SEED_RECIPE, epochs=1, p=4, k=6)  # 8 triplets
+    net, model, hist = train(
+        recipe, x[:200], y[:200], x[200:], y[200:], validate_every=5
+    )
+    steps = len(hist["step_loss"])
+    n_triplets = len(seed_offline_triplets(y[:200], seed=0))
+    assert steps == -(-n_triplets // 8) and steps >= 10  # last batch shorter
+    assert hist["val_steps"][0] == 5 and hist["val_steps"][-1] == steps
+    assert len(hist["epoch_loss"]) == 1 and "monitor" not in hist
+    with pytest.raises(ValueError, match="monitor_every"):
+        train(Recipe("r"), x, y, x, y, validate_every=5)
+    with pytest.raises(ValueError, match="need x_val and y_val"):
+        train(recipe, x, y, monitor_every=5)
+
+
+@pytest.mark.slow
+def test_training_learns_and_is_deterministic(tiny_data):
+    x, y = tiny_data(240)
+    recipe = Recipe(
+        "r", mining="batch_all", p=4, k=8, steps=40, embedding_dim=8, learning_rate=3e-3
+    )
+    net, _, hist = train(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40)
+    assert hist["monitor"][-1]["precision_at_1"] >= 0.9
+    net2, _, hist2 = train(recipe, x[:200], y[:200], x[200:], y[200:], monitor_every=40)
+    np.testing.assert_array_equal(hist["step_loss"], hist2["step_loss"])
+
+
+@pytest.mark.slow
+def test_train_continues_a_given_network(tiny_data):
+    x, y = tiny_data(240)
+    recipe = Recipe("r", p=4, k=6, steps=3, embedding_dim=8)
+    net = build_recipe_net(recipe, seed=5)
+    before = [w.copy() for w in net.get_weights()]
+    trained, _, _ = train(recipe, x, y, net=net)
+    assert trained is net
+    assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+
+
+@pytest.mark.slow
+def test_softmax_baseline_learns_and_checks_labels(tiny_data):
+    x, y = tiny_data(240)
+    recipe = Recipe("r", p=4, k=8, steps=30, embedding_dim=8, learning_rate=3e-3)
+    net, clf, hist = train_softmax_baseline(recipe, x, y)
+    assert net.output_shape == (None, 8) and clf.output_shape == (None, 4)
+    assert len(hist["step_loss"]) == 30 and hist["images_per_step"] == 32
+    assert np.mean(np.argmax(clf.predict(x, verbose=0), axis=1) == y) > 0.9
+    assert "l2_normalize" not in [layer.name for layer in net.layers]
+    with pytest.raises(ValueError, match="every class id"):
+        train_softmax_baseline(recipe, x, y + 1)
+    with pytest.raises(ValueError, match="one label per image"):
+        train_softmax_baseline(recipe, x[:-1], y)
+    with pytest.raises(ValueError, match="needs a recipe with steps"):
+        train_softmax_baseline(SEED_RECIPE, x, y)
+
+
+@pytest.mark.slow
+def test_steps_per_execution_changes_nothing_but_speed(tiny_data):
+    x, y = tiny_data(240)
+    recipe = Recipe("r", mining="batch_all", p=4, k=6, steps=12, embedding_dim=8)
+    recipe = dataclasses.replace(recipe, dropout=0.0)
+    fast = dataclasses.replace(recipe, steps_per_execution=4)
+    data = (x[:200], y[:200], x[200:], y[200:])
+    net1, _, h1 = train(recipe, *data, monitor_every=4)
+    net2, _, h2 = train(fast, *data, monitor_every=4)
+    assert (
+        [r["step"] for r in h2["monitor"]]
+        == [r["step"] for r in h1["monitor"]]
+        == [4.0, 8.0, 12.0]
+    )
+    assert h1["monitor"][0]["precision_at_1"] == pytest.approx(
+        h2["monitor"][0]["precision_at_1"]
+    )
+    np.testing.assert_allclose(embed(net1, x[:20]), embed(net2, x[:20]), atol=1e-5)
+    # per-step losses: spe=4 reports one mean per call, spread over its 4 steps
+    np.testing.assert_allclose(
+        np.mean(h1["step_loss"]), np.mean(h2["step_loss"]), rtol=1e-4
+    )
+
+
+@pytest.mark.slow
+def test_fast_options_keep_the_interface(tiny_data):
+    # fused branches, several steps per call and bfloat16 computations: same
+    # outputs, a float32 network back
+    x, y = tiny_data(240)
+    recipe = dataclasses.replace(
+        IMPROVED_RECIPE,
+        epochs=1,
+        p=4,
+        k=12,  # 16 triplets a batch
         fused=True,
         steps_per_execution=4,
         precision="mixed_bfloat16",
-        validate_every=5,
+    )
+    net, model, hist = train(
+        recipe, x[:200], y[:200], x[200:], y[200:], validate_every=5
     )
     assert net.get_layer("embedding").dtype_policy.name == "float32"
     assert model.output.dtype == "float32"
-    assert (
-        np.all(np.isfinite(hist["step_loss"])) and len(hist["step_loss"]) == 200 // 16
-    )
+    assert len(hist["step_loss"]) == 200 // 16
+    assert np.all(np.isfinite(hist["step_loss"]))
     e = net.predict(x[:4], verbose=0)
     assert e.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert isinstance(net, keras.Model)

@@ -1,10 +1,13 @@
 """Honest throughput measurements: warm-up, ``time.perf_counter``, medians.
 
-Imports numpy, keras and tensorflow only (plus the standard library).
+The training measurements build the seed recipe with the functions of
+:mod:`tripletutils.training` (the one way the book trains); this module builds
+on the other ``tripletutils`` modules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import statistics
@@ -18,6 +21,17 @@ os.environ.setdefault(
 import keras
 import numpy as np
 import tensorflow as tf
+
+from .metrics import nearest_neighbours
+from .recipes import SEED_RECIPE
+from .sampling import seed_offline_triplets, triplet_dataset
+from .training import (
+    build_recipe_net,
+    build_training_model,
+    make_loss,
+    make_optimizer,
+    recipe_inputs,
+)
 
 __all__ = [
     "hardware_info",
@@ -204,11 +218,6 @@ def training_throughput(
     ValueError
         On a non-positive size, an unknown ``feed`` or too few triplets.
     """
-    # imported here: the package modules are only needed for this measurement
-    from .losses import OfflineTripletLoss
-    from .models import build_embedding_net, build_triplet_model
-    from .sampling import seed_offline_triplets, triplet_dataset
-
     if min(batch_size, steps, steps_per_execution, repeats) < 1:
         raise ValueError(
             "batch_size, steps, steps_per_execution and repeats must be at least 1, "
@@ -224,23 +233,28 @@ def training_throughput(
             f"{steps} steps of {batch_size} need {needed} triplets, "
             f"only {len(triplets)} exist"
         )
+    # The seed recipe with this batch (p * k // 3 = batch_size triplets), built
+    # by the same functions as tripletutils.training.train.
+    recipe = dataclasses.replace(
+        SEED_RECIPE,
+        name="bench",
+        p=3 if batch_size > 1 else 2,
+        k=batch_size if batch_size > 1 else 2,
+        steps=steps,
+        epochs=1,
+        steps_per_execution=steps_per_execution,
+        fused=fused,
+        precision=precision,
+    )
     keras.utils.set_random_seed(seed)
-    net = build_embedding_net(seed=seed)
-    if precision != "float32":
-        from .evaluation import mixed_precision_copy
-
-        net = mixed_precision_copy(net, precision)
-    model = build_triplet_model(net, fused=fused)
-    if precision != "float32":
-        out = keras.layers.Activation("linear", dtype="float32")(model.outputs[0])
-        model = keras.Model(model.inputs, out)
+    _, model = build_training_model(recipe, build_recipe_net(recipe, seed=seed))
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=OfflineTripletLoss(margin=1.0, squared=True),
+        optimizer=make_optimizer(recipe),
+        loss=make_loss(recipe),
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
     )
-    raw = images * np.float32(255.0)
+    raw = recipe_inputs(recipe, images)
     warm_rows = min(needed, batch_size * 2 * steps_per_execution)
     if feed == "arrays":
         names = ("anchor", "positive", "negative")
@@ -304,8 +318,6 @@ def search_time(
     dict
         ``queries``, ``references``, ``dim``, ``k`` and ``seconds`` (median).
     """
-    from .metrics import nearest_neighbours
-
     times = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
@@ -469,7 +481,7 @@ def main(argv=None) -> int:
             f"x{base / row['seconds_per_60000_triplets']:.2f}"
             f"  (rounds: {per_round})"
         )
-    from .evaluation import mixed_precision_copy
+    from .models import mixed_precision_copy
 
     net = build_embedding_net(seed=0)
     images = x_test[:4096] * np.float32(255.0)

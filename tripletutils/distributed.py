@@ -1,7 +1,7 @@
 """Data-parallel training with ``tf.distribute``, on one machine or several.
 
 Keras 3's ``model.fit`` runs under ``MirroredStrategy`` (several devices of
-one machine; :func:`tripletutils.recipes.train_recipe` takes a ``strategy``),
+one machine; :func:`tripletutils.training.train` takes a ``strategy``),
 but with TensorFlow 2.21 and Keras 3 it fails under
 ``MultiWorkerMirroredStrategy`` (several machines): before the first step it
 asks the strategy to average a nested input batch, which the collective

@@ -19,7 +19,6 @@ import tensorflow as tf
 
 __all__ = [
     "embed",
-    "mixed_precision_copy",
     "triplet_gaps",
     "seed_metric",
     "per_class_report",
@@ -47,8 +46,16 @@ def _compiled(model: keras.Model):
     fn = _COMPILED.get(model)
     if fn is None:
         # One trace per model: the batch dimension is left open.
+        # The function holds the model through a weak reference: a strong one
+        # (a closure over ``model``) would keep every model ever embedded alive,
+        # since the dictionary's values are strong.
+        ref = weakref.ref(model)
+
+        def call(x):
+            return ref()(x, training=False)
+
         spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        fn = tf.function(call, input_signature=[spec])
         _COMPILED[model] = fn
     return fn
 
@@ -98,77 +105,6 @@ def embed(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.
     if not out:
         return np.zeros((0, model.output_shape[-1]), np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
-
-
-def _set_policy(config, policy: str) -> None:
-    """Set ``dtype`` of every layer in a serialised model.
-
-    Not of inputs, not of sub-models.
-    """
-    if isinstance(config, list):
-        for item in config:
-            _set_policy(item, policy)
-        return
-    if not isinstance(config, dict) or config.get("class_name") == "InputLayer":
-        return
-    inner = config.get("config")
-    if isinstance(inner, dict):
-        if "dtype" in inner and config.get("class_name") not in (
-            "Functional",
-            "Model",
-            "Sequential",
-        ):
-            inner["dtype"] = policy
-        for value in inner.values():
-            if isinstance(value, (list, dict)):
-                _set_policy(value, policy)
-
-
-def mixed_precision_copy(
-    model: keras.Model, policy: str = "mixed_bfloat16"
-) -> keras.Model:
-    """A copy of a trained model that computes in reduced precision, for inference.
-
-    Every layer (also inside nested models) gets the dtype policy ``policy``:
-    with ``"mixed_bfloat16"`` the weights stay float32 and the computations
-    run in bfloat16, which CPUs with AVX-512 BF16 or AMX execute about twice
-    as fast as float32 through oneDNN. The outputs are bfloat16 (about three
-    significant digits); :func:`embed` returns them as float32. Check that
-    retrieval quality holds before using it (chapter 10 does).
-
-    Parameters
-    ----------
-    model : keras.Model
-        A trained model (functional, possibly with nested models).
-    policy : str, default "mixed_bfloat16"
-        A Keras dtype policy name, e.g. ``"mixed_bfloat16"``, ``"mixed_float16"``
-        or ``"float32"``.
-
-    Returns
-    -------
-    keras.Model
-        Same architecture and weights; ``model`` is left unchanged.
-
-    Raises
-    ------
-    TypeError
-        If ``model`` is not a Keras model or ``policy`` not a string.
-    ValueError
-        If ``policy`` is not a known Keras dtype policy.
-    """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
-    if not isinstance(policy, str):
-        raise TypeError(f"policy must be a string, got {type(policy).__name__}")
-    try:
-        keras.DTypePolicy(policy)
-    except ValueError as err:
-        raise ValueError(f"unknown dtype policy {policy!r}: {err}") from None
-    config = keras.saving.serialize_keras_object(model)
-    _set_policy(config, policy)
-    copy = keras.saving.deserialize_keras_object(config)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def triplet_gaps(

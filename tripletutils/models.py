@@ -20,6 +20,7 @@ __all__ = [
     "build_embedding_net",
     "build_triplet_model",
     "TRIPLET_INPUT_NAMES",
+    "mixed_precision_copy",
 ]
 
 #: Input names of the three-input model, in order.
@@ -358,3 +359,74 @@ def build_triplet_model(
             [embedding_net(t) for t in inputs]
         )
     return keras.Model(inputs, outputs, name=name)
+
+
+def _set_policy(config, policy: str) -> None:
+    """Set ``dtype`` of every layer in a serialised model.
+
+    Not of inputs, not of sub-models.
+    """
+    if isinstance(config, list):
+        for item in config:
+            _set_policy(item, policy)
+        return
+    if not isinstance(config, dict) or config.get("class_name") == "InputLayer":
+        return
+    inner = config.get("config")
+    if isinstance(inner, dict):
+        if "dtype" in inner and config.get("class_name") not in (
+            "Functional",
+            "Model",
+            "Sequential",
+        ):
+            inner["dtype"] = policy
+        for value in inner.values():
+            if isinstance(value, (list, dict)):
+                _set_policy(value, policy)
+
+
+def mixed_precision_copy(
+    model: keras.Model, policy: str = "mixed_bfloat16"
+) -> keras.Model:
+    """A copy of a trained model that computes in reduced precision, for inference.
+
+    Every layer (also inside nested models) gets the dtype policy ``policy``:
+    with ``"mixed_bfloat16"`` the weights stay float32 and the computations
+    run in bfloat16, which CPUs with AVX-512 BF16 or AMX execute about twice
+    as fast as float32 through oneDNN. The outputs are bfloat16 (about three
+    significant digits); :func:`embed` returns them as float32. Check that
+    retrieval quality holds before using it (chapter 10 does).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A trained model (functional, possibly with nested models).
+    policy : str, default "mixed_bfloat16"
+        A Keras dtype policy name, e.g. ``"mixed_bfloat16"``, ``"mixed_float16"``
+        or ``"float32"``.
+
+    Returns
+    -------
+    keras.Model
+        Same architecture and weights; ``model`` is left unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a Keras model or ``policy`` not a string.
+    ValueError
+        If ``policy`` is not a known Keras dtype policy.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a string, got {type(policy).__name__}")
+    try:
+        keras.DTypePolicy(policy)
+    except ValueError as err:
+        raise ValueError(f"unknown dtype policy {policy!r}: {err}") from None
+    config = keras.saving.serialize_keras_object(model)
+    _set_policy(config, policy)
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy

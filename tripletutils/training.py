@@ -1,132 +1,702 @@
-"""Training helpers: per-step loss history and a periodic validation curve.
+"""One way to train: a :class:`Recipe` says what to train, :func:`train` does it.
 
-Keras 3 reports, at the end of each batch, the *running mean* of the loss
-since the start of the epoch. :class:`StepHistory` recovers each step's own
-loss from consecutive running means (``n * m_n - (n - 1) * m_{n-1}``, in
-float64), which gives a real per-step curve rather than the seed's two-point
-one; every ``validate_every`` steps it also evaluates a fixed validation set.
+A recipe names every choice that changes the trained weights:
 
-Imports keras and numpy only.
+* how triplets are drawn (``mining``): the seed's fixed offline triplets
+  (``"seed_triplets"``) or random triplets redrawn every epoch
+  (``"random_triplets"``), both fed to the three-input model; or P x K
+  batches with the triplets mined inside each batch by an online loss
+  (``"batch_all"``, ``"batch_hard"``, ``"semi_hard"``, ``"soft_margin"``,
+  see :mod:`tripletutils.losses`), fed to the embedding network alone;
+* the loss (margin, squared distances), the network (the seed's stack or a
+  LeNet-style one; embedding size, activation, L2 normalisation, dropout) and
+  its input scale (the seed's raw 0..255 pixels or [0, 1]);
+* the budget: a number of ``steps``, or (``steps=None``) ``epochs`` passes
+  over as many triplets as the seed's offline scheme builds from the labels;
+* the optimiser (Adam, constant or cosine-decayed learning rate);
+* how fast it runs: ``fused`` branches, ``steps_per_execution`` and the
+  ``precision`` policy (chapter 10 measures what they do to the results).
+
+:func:`train` builds the network, the data pipeline and the loss from a
+recipe, compiles and runs ``model.fit`` (under a ``tf.distribute`` strategy if
+given) and returns the network with its history. The pieces it uses are public
+so that the benchmark, the custom distributed loop and the chapters build
+exactly the same thing: :func:`build_recipe_net`, :func:`build_training_model`,
+:func:`make_loss`, :func:`make_optimizer`, :func:`training_data`.
+:func:`train_softmax_baseline` trains a classifier on a recipe's network and
+budget. The book's named recipes and the model cache live in
+:mod:`tripletutils.recipes`.
+
+This module builds on the other ``tripletutils`` modules.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
 
-__all__ = ["StepHistory"]
+from . import losses as L
+from .callbacks import StepHistory
+from .models import (
+    build_embedding_net,
+    build_lenet_backbone,
+    build_triplet_model,
+    mixed_precision_copy,
+)
+from .monitor import Monitor
+from .sampling import (
+    pk_dataset,
+    random_triplet_dataset,
+    seed_offline_triplets,
+    triplet_dataset,
+)
+
+__all__ = [
+    "MINING_SCHEMES",
+    "TRIPLET_SCHEMES",
+    "Recipe",
+    "recipe_inputs",
+    "make_loss",
+    "make_optimizer",
+    "build_recipe_net",
+    "build_training_model",
+    "training_data",
+    "train",
+    "train_softmax_baseline",
+]
+
+#: The ways to pick triplets a :class:`Recipe` can name.
+MINING_SCHEMES = (
+    "seed_triplets",
+    "random_triplets",
+    "batch_all",
+    "batch_hard",
+    "semi_hard",
+    "soft_margin",
+)
+#: The schemes that feed triplets to the three-input model.
+TRIPLET_SCHEMES = ("seed_triplets", "random_triplets")
 
 
-class StepHistory(keras.callbacks.Callback):
-    """Record every training step's loss and a validation loss now and then.
+def _positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
-    Parameters
-    ----------
-    validation_data : iterable of (x, y) batches, optional
-        E.g. a finite ``tf.data.Dataset``. Its mean loss (the model's compiled
-        loss, inference mode) is computed every ``validate_every`` steps and
-        at the end of training. Keep it small: it runs inside training.
-    validate_every : int, default 100
-        Steps between validation evaluations.
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything that defines one training run (its cache key, too).
 
     Attributes
     ----------
-    step_loss : list of float
-        The loss of each training step (global step order).
-    val_steps : list of int
-        Global step at which each validation loss was measured.
-    val_loss : list of float
-        The validation losses, one per entry of ``val_steps``.
+    name : str
+        Used for file names in the cache.
+    mining : str, default "batch_all"
+        One of :data:`MINING_SCHEMES`.
+    margin : float, default 0.2
+        Margin of the hinge (ignored by ``soft_margin``).
+    squared : bool, default False
+        Squared Euclidean distances in the loss.
+    p, k : int, default 8 and 12
+        Online schemes: ``p`` classes x ``k`` images per batch. The triplet
+        schemes take ``p * k // 3`` triplets per batch (the same images per
+        step): 8 x 12 gives the seed's 32 triplets.
+    steps : int or None, default 600
+        Training steps (the budget). None: ``epochs`` epochs of as many
+        triplets as the seed's offline scheme builds from the training labels
+        (the seed's budget; triplet schemes only).
+    epochs : int, default 1
+        Epochs when ``steps`` is None; must be 1 otherwise.
+    learning_rate : float, default 1e-3
+        Adam's (initial) learning rate.
+    cosine_decay : bool, default True
+        Decay the learning rate to 0 along a cosine over the steps.
+    network : str, default "seed"
+        ``"seed"`` (the seed's convolutional stack) or ``"lenet"``
+        (:func:`tripletutils.models.build_lenet_backbone`).
+    embedding_dim : int, default 128
+    activation : str or None, default None
+        Activation of the embedding layer (the seed: ``"relu"``).
+    l2_normalize : bool, default True
+        Put embeddings on the unit sphere.
+    raw_pixels : bool, default False
+        Feed pixels as 0..255 (the seed) instead of [0, 1]; see
+        :func:`recipe_inputs`.
+    dropout : float, default 0.25
+        Dropout of the seed's stack (ignored by ``"lenet"``).
+    steps_per_execution : int, default 1
+        Training steps per compiled call (``model.compile``).
+    fused : bool, default False
+        Run the shared network once on the three inputs stacked (triplet
+        schemes; :func:`tripletutils.models.build_triplet_model`).
+    precision : str, default "float32"
+        Keras dtype policy of the network's computations, e.g.
+        ``"mixed_bfloat16"``; weights and the loss stay float32, and the
+        trained network returned computes in float32.
     """
 
-    def __init__(self, validation_data=None, validate_every: int = 100):
-        super().__init__()
-        if isinstance(validate_every, bool) or not isinstance(validate_every, int):
-            raise TypeError(
-                f"validate_every must be an int, got {type(validate_every).__name__}"
+    name: str
+    mining: str = "batch_all"
+    margin: float = 0.2
+    squared: bool = False
+    p: int = 8
+    k: int = 12
+    steps: Optional[int] = 600
+    epochs: int = 1
+    learning_rate: float = 1e-3
+    cosine_decay: bool = True
+    network: str = "seed"
+    embedding_dim: int = 128
+    activation: Optional[str] = None
+    l2_normalize: bool = True
+    raw_pixels: bool = False
+    dropout: float = 0.25
+    steps_per_execution: int = 1
+    fused: bool = False
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty str, got {self.name!r}")
+        if self.mining not in MINING_SCHEMES:
+            raise ValueError(
+                f"mining must be one of {MINING_SCHEMES}, got {self.mining!r}"
             )
-        if validate_every < 1:
-            raise ValueError(f"validate_every must be at least 1, got {validate_every}")
-        self.validation_data = validation_data
-        self.validate_every = validate_every
-        self.step_loss: List[float] = []
-        self.val_steps: List[int] = []
-        self.val_loss: List[float] = []
-        self._prev_mean = 0.0
-        self._prev_n = 0
-        self._global = 0
+        if self.network not in ("seed", "lenet"):
+            raise ValueError(f"network must be 'seed' or 'lenet', got {self.network!r}")
+        for field in ("p", "k", "epochs", "embedding_dim", "steps_per_execution"):
+            _positive_int(getattr(self, field), field)
+        if self.steps is not None:
+            _positive_int(self.steps, "steps")
+            if self.epochs != 1:
+                raise ValueError(
+                    f"epochs must be 1 when steps is given, got epochs={self.epochs} "
+                    f"with steps={self.steps}"
+                )
+        elif self.mining not in TRIPLET_SCHEMES:
+            raise ValueError(
+                "steps=None (the seed's epochs) needs a triplet scheme, "
+                f"got mining={self.mining!r}"
+            )
+        if self.p < 2 or self.k < 2:
+            raise ValueError(
+                f"P x K batches need p >= 2 and k >= 2, got p={self.p}, k={self.k}"
+            )
+        for field in ("squared", "cosine_decay", "l2_normalize", "raw_pixels", "fused"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(
+                    f"{field} must be a bool, got {type(getattr(self, field)).__name__}"
+                )
+        if not self.margin >= 0 or not self.learning_rate > 0:
+            raise ValueError(
+                "margin must be >= 0 and learning_rate > 0, "
+                f"got {self.margin}, {self.learning_rate}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        try:
+            keras.DTypePolicy(self.precision)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"precision must be a Keras dtype policy such as 'float32' or "
+                f"'mixed_bfloat16', got {self.precision!r}"
+            ) from None
+        if self.fused and self.mining not in TRIPLET_SCHEMES:
+            raise ValueError("fused applies to the triplet schemes only")
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._prev_mean, self._prev_n = 0.0, 0
+    @property
+    def triplet_model(self) -> bool:
+        """True when the run feeds triplets to the three-input model."""
+        return self.mining in TRIPLET_SCHEMES
 
-    def on_train_batch_end(self, batch, logs=None):
-        mean = float(logs["loss"])
-        n = batch + 1  # batches seen this epoch
-        k = n - self._prev_n  # > 1 with steps_per_execution > 1
-        step = (n * mean - self._prev_n * self._prev_mean) / k
-        self.step_loss.extend([step] * k)
-        self._prev_mean, self._prev_n = mean, n
-        self._global += k
-        if self.validation_data is not None and self._global % self.validate_every < k:
-            self._validate()
+    @property
+    def batch_size(self) -> int:
+        """Triplets per batch (triplet schemes) or images per batch (online)."""
+        return self.p * self.k // 3 if self.triplet_model else self.p * self.k
 
-    def on_train_end(self, logs=None):
-        if self.validation_data is not None and (
-            not self.val_steps or self.val_steps[-1] != self._global
-        ):
-            self._validate()
+    @property
+    def images_per_step(self) -> int:
+        """Images embedded per training step."""
+        return 3 * self.batch_size if self.triplet_model else self.p * self.k
 
-    def _validate(self):
-        # Not model.evaluate(): it resets the loss tracker whose running mean
-        # on_train_batch_end reads. The compiled loss object is called directly.
-        # predict_on_batch runs the model's compiled predict function.
-        total, count = 0.0, 0
-        for x, y in self.validation_data:
-            n = int(keras.ops.shape(y)[0])
-            value = self.model.loss(y, self.model.predict_on_batch(x))
-            total += float(value) * n
-            count += n
-        self.val_steps.append(self._global)
-        self.val_loss.append(total / max(count, 1))
 
-    def as_dict(self) -> Dict[str, list]:
-        """The history as plain lists (JSON-serialisable).
+def _check_recipe(recipe) -> None:
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
 
-        Returns
-        -------
-        dict
-            Keys ``step_loss``, ``val_steps``, ``val_loss``.
-        """
-        return {
-            "step_loss": list(self.step_loss),
-            "val_steps": list(self.val_steps),
-            "val_loss": list(self.val_loss),
-        }
 
-    @staticmethod
-    def smooth(values, window: int = 50) -> np.ndarray:
-        """Trailing moving average, for plotting noisy per-step losses.
+def _check_images_labels(images, labels, what: str) -> None:
+    if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
+        raise TypeError(
+            f"{what} images and labels must be numpy arrays, got "
+            f"{type(images).__name__} and {type(labels).__name__}"
+        )
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{what}: need images (N, height, width, channels) and one label per "
+            f"image, got shapes {images.shape} and {labels.shape}"
+        )
 
-        Parameters
-        ----------
-        values : sequence of float
-            Shape ``(T,)``.
-        window : int, default 50
 
-        Returns
-        -------
-        numpy.ndarray
-            ``float64``, shape ``(T,)``; element ``t`` is the mean of the last
-            ``min(window, t + 1)`` values.
-        """
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive int, got {window!r}")
-        v = np.asarray(values, dtype=np.float64)
-        if v.ndim != 1:
-            raise ValueError(f"values must be 1-D, got shape {v.shape}")
-        c = np.concatenate([[0.0], np.cumsum(v)])
-        idx = np.arange(1, len(v) + 1)
-        lo = np.maximum(idx - window, 0)
-        return (c[idx] - c[lo]) / (idx - lo)
+def recipe_inputs(recipe: Recipe, images: np.ndarray) -> np.ndarray:
+    """Images as the recipe feeds them: [0, 1] floats, or 0..255 for the seed.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    images : numpy.ndarray
+        ``float32`` images in [0, 1] (as :func:`tripletutils.data.load_mnist`
+        returns them), shape ``(N, 28, 28, 1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32``, same shape.
+    """
+    _check_recipe(recipe)
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"images must be a numpy array, got {type(images).__name__}")
+    return images * np.float32(255.0) if recipe.raw_pixels else images
+
+
+def make_loss(recipe: Recipe) -> keras.losses.Loss:
+    """The Keras loss object a recipe trains with.
+
+    Parameters
+    ----------
+    recipe : Recipe
+
+    Returns
+    -------
+    keras.losses.Loss
+        :class:`~tripletutils.losses.OfflineTripletLoss` for the triplet
+        schemes, else the online loss class of the same name.
+    """
+    _check_recipe(recipe)
+    if recipe.triplet_model:
+        return L.OfflineTripletLoss(margin=recipe.margin, squared=recipe.squared)
+    if recipe.mining == "soft_margin":
+        return L.SoftMarginTripletLoss(squared=recipe.squared)
+    cls = {
+        "batch_all": L.BatchAllTripletLoss,
+        "batch_hard": L.BatchHardTripletLoss,
+        "semi_hard": L.SemiHardTripletLoss,
+    }[recipe.mining]
+    return cls(margin=recipe.margin, squared=recipe.squared)
+
+
+def make_optimizer(
+    recipe: Recipe, total_steps: Optional[int] = None
+) -> keras.optimizers.Optimizer:
+    """Adam with the recipe's learning rate, cosine-decayed if it says so.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    total_steps : int, optional
+        Steps of the decay; default ``recipe.steps`` (needed when the recipe
+        counts epochs and decays).
+
+    Returns
+    -------
+    keras.optimizers.Adam
+    """
+    _check_recipe(recipe)
+    if not recipe.cosine_decay:
+        return keras.optimizers.Adam(recipe.learning_rate)
+    total = recipe.steps if total_steps is None else total_steps
+    if total is None:
+        raise ValueError("a cosine decay over epochs needs total_steps")
+    _positive_int(total, "total_steps")
+    return keras.optimizers.Adam(
+        keras.optimizers.schedules.CosineDecay(recipe.learning_rate, total)
+    )
+
+
+def build_recipe_net(
+    recipe: Recipe, input_shape: Sequence[int] = (28, 28, 1), seed: int = 0
+) -> keras.Model:
+    """The embedding network a recipe trains, in float32.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    input_shape : tuple of int, default (28, 28, 1)
+    seed : int, default 0
+        Seeds the weight initialisers (and dropout).
+
+    Returns
+    -------
+    keras.Model
+        ``(batch, *input_shape)`` float32 to ``(batch, embedding_dim)`` float32.
+    """
+    _check_recipe(recipe)
+    backbone = (
+        build_lenet_backbone(tuple(input_shape), seed=seed)
+        if recipe.network == "lenet"
+        else None
+    )
+    return build_embedding_net(
+        input_shape=tuple(input_shape),
+        embedding_dim=recipe.embedding_dim,
+        activation=recipe.activation,
+        l2_normalize=recipe.l2_normalize,
+        backbone=backbone,
+        seed=seed,
+        dropout=recipe.dropout,
+    )
+
+
+def build_training_model(
+    recipe: Recipe, net: keras.Model
+) -> Tuple[keras.Model, keras.Model]:
+    """The model ``fit`` trains: the three-input model or the network itself.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    net : keras.Model
+        A float32 embedding network (e.g. from :func:`build_recipe_net`).
+
+    Returns
+    -------
+    net : keras.Model
+        The network that is trained: ``net`` itself, or with a precision
+        other than float32 a copy computing in that precision (same weights).
+    model : keras.Model
+        For the triplet schemes the three-input model around ``net`` (fused if
+        the recipe says so), else ``net``; in reduced precision its output is
+        cast to float32, so the loss is computed in float32.
+    """
+    _check_recipe(recipe)
+    if not isinstance(net, keras.Model):
+        raise TypeError(f"net must be a keras.Model, got {type(net).__name__}")
+    if recipe.precision != "float32":
+        net = mixed_precision_copy(net, recipe.precision)  # same initial weights
+    model = (
+        build_triplet_model(net, fused=recipe.fused) if recipe.triplet_model else net
+    )
+    if recipe.precision != "float32":
+        out = keras.layers.Activation("linear", dtype="float32", name="to_float32")(
+            model.outputs[0]
+        )
+        model = keras.Model(model.inputs, out, name=model.name)
+    return net, model
+
+
+def training_data(
+    recipe: Recipe, x_train: np.ndarray, y_train: np.ndarray, seed: int = 0
+) -> Tuple[object, Optional[int], int]:
+    """The ``tf.data`` pipeline a recipe trains on, and how ``fit`` runs it.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    x_train : numpy.ndarray
+        ``float32`` images as the network takes them (see
+        :func:`recipe_inputs`), shape ``(N, 28, 28, 1)``.
+    y_train : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    seed : int, default 0
+        Seeds the triplets, the shuffling and the batches.
+
+    Returns
+    -------
+    dataset : tf.data.Dataset
+        Batches of ``({"anchor", "positive", "negative"}, zeros)`` for the
+        triplet schemes, ``(images, labels)`` for the online ones.
+    steps_per_epoch : int or None
+        For ``model.fit`` (None: the dataset's own end).
+    epochs : int
+        For ``model.fit``.
+    """
+    _check_recipe(recipe)
+    _check_images_labels(x_train, y_train, "training")
+    batch = recipe.batch_size
+    if recipe.steps is None:  # the seed's budget, in epochs
+        fixed = seed_offline_triplets(y_train, seed=seed)
+        if recipe.mining == "seed_triplets":
+            data = triplet_dataset(x_train, fixed, batch_size=batch, seed=seed)
+            return data, None, recipe.epochs
+        data, steps = random_triplet_dataset(
+            x_train, y_train, batch_size=batch, seed=seed, triplets_per_epoch=len(fixed)
+        )
+        return data, steps, recipe.epochs
+    if recipe.mining == "seed_triplets":
+        triplets = seed_offline_triplets(y_train, seed=seed)
+        data = triplet_dataset(x_train, triplets, batch_size=batch, seed=seed)
+        return data.repeat(), recipe.steps, 1
+    if recipe.mining == "random_triplets":
+        data, _ = random_triplet_dataset(x_train, y_train, batch_size=batch, seed=seed)
+        return data, recipe.steps, 1
+    return pk_dataset(x_train, y_train, recipe.p, recipe.k, seed=seed), recipe.steps, 1
+
+
+def _total_steps(recipe: Recipe, data, steps_per_epoch, epochs) -> int:
+    if steps_per_epoch is not None:
+        return steps_per_epoch * epochs
+    return int(data.cardinality()) * epochs
+
+
+def train(
+    recipe: Recipe,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: Optional[np.ndarray] = None,
+    y_val: Optional[np.ndarray] = None,
+    seed: int = 0,
+    *,
+    validate_every: Optional[int] = None,
+    monitor_every: Optional[int] = None,
+    log_dir: Union[str, Path, None] = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 0,
+    strategy=None,
+    net: Optional[keras.Model] = None,
+) -> Tuple[keras.Model, keras.Model, Dict]:
+    """Train one recipe: build, compile and ``fit``; record its history.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    x_train, x_val : numpy.ndarray
+        ``float32`` images in [0, 1], shape ``(N, 28, 28, 1)``; the recipe
+        rescales them (:func:`recipe_inputs`).
+    y_train, y_val : numpy.ndarray
+        Integer labels, shape ``(N,)``. The validation split is only read
+        when ``validate_every`` or ``monitor_every`` is set.
+    seed : int, default 0
+        Seeds the weights, the triplets and the batches.
+    validate_every : int, optional
+        Triplet schemes: every so many steps (and at the end), the mean loss
+        on the seed's offline triplets of the validation split
+        (``history["val_steps"]``, ``history["val_loss"]``).
+    monitor_every : int, optional
+        Every so many steps (and at the end), :class:`~tripletutils.monitor.Monitor`
+        records retrieval on the validation split and diagnostics on its
+        first 200 images (``history["monitor"]``; keep the split to a few
+        thousand images).
+    log_dir : str or Path, optional
+        Write TensorBoard logs there (every ``validate_every`` steps, else
+        every 100).
+    callbacks : sequence of keras.callbacks.Callback, default ()
+        More callbacks for ``fit``.
+    verbose : int, default 0
+        Passed to ``model.fit`` (2: one line per epoch).
+    strategy : tf.distribute.Strategy, optional
+        Build and compile in ``strategy.scope()``, so that ``fit`` runs
+        data-parallel (``MirroredStrategy``...); each global batch is split
+        between the replicas. (``MultiWorkerMirroredStrategy`` needs the
+        custom loop of :mod:`tripletutils.distributed`.)
+    net : keras.Model, optional
+        Continue training this float32 embedding network instead of a new one.
+
+    Returns
+    -------
+    net : keras.Model
+        The trained embedding network, computing in float32.
+    model : keras.Model
+        The model ``fit`` trained (see :func:`build_training_model`).
+    history : dict
+        ``step_loss`` (one per step), ``epoch_loss``, ``fit_seconds``,
+        ``images_per_step``, ``recipe`` (dict), and ``val_steps`` /
+        ``val_loss`` and ``monitor`` when asked for.
+    """
+    _check_recipe(recipe)
+    _check_images_labels(x_train, y_train, "training")
+    for value, what in (
+        (validate_every, "validate_every"),
+        (monitor_every, "monitor_every"),
+    ):
+        if value is not None:
+            _positive_int(value, what)
+    if (validate_every or monitor_every) and (x_val is None or y_val is None):
+        raise ValueError("validate_every and monitor_every need x_val and y_val")
+    if validate_every and not recipe.triplet_model:
+        raise ValueError(
+            "validate_every measures a triplet loss: use monitor_every for "
+            f"mining={recipe.mining!r}"
+        )
+    if x_val is not None:
+        _check_images_labels(x_val, y_val, "validation")
+    if net is not None and not isinstance(net, keras.Model):
+        raise TypeError(f"net must be a keras.Model, got {type(net).__name__}")
+    keras.utils.set_random_seed(seed)
+    xt = recipe_inputs(recipe, x_train)
+    xv = None if x_val is None else recipe_inputs(recipe, x_val)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    if recipe.steps is None:  # the order of the seed recipe's original code
+        data, steps_per_epoch, epochs = training_data(recipe, xt, y_train, seed)
+        with scope:
+            if net is None:
+                net = build_recipe_net(recipe, xt.shape[1:], seed=seed)
+    else:
+        with scope:
+            if net is None:
+                net = build_recipe_net(recipe, xt.shape[1:], seed=seed)
+        data, steps_per_epoch, epochs = training_data(recipe, xt, y_train, seed)
+    total = _total_steps(recipe, data, steps_per_epoch, epochs)
+    with scope:
+        trained_net, model = build_training_model(recipe, net)
+        model.compile(
+            optimizer=make_optimizer(recipe, total),
+            loss=make_loss(recipe),
+            steps_per_execution=recipe.steps_per_execution,
+        )
+    val_ds = None
+    if validate_every:
+        val_ds = triplet_dataset(
+            xv,
+            seed_offline_triplets(y_val, seed=seed + 1),
+            batch_size=1024,
+            shuffle=False,
+        )
+    steps_cb = StepHistory(val_ds, validate_every=validate_every or 100)
+    cbs: List[keras.callbacks.Callback] = [steps_cb]
+    monitor = None
+    if monitor_every:
+        monitor = Monitor(
+            trained_net,
+            xv,
+            y_val,
+            every=monitor_every,
+            margin=recipe.margin,
+            squared=recipe.squared,
+        )
+        cbs.append(monitor)
+    if log_dir is not None:
+        cbs.append(
+            keras.callbacks.TensorBoard(
+                log_dir=str(log_dir), update_freq=validate_every or 100
+            )
+        )
+    cbs.extend(callbacks)
+    start = time.perf_counter()
+    fit = model.fit(
+        data,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # the dataset shuffles itself, seeded
+        callbacks=cbs,
+        verbose=verbose,
+    )
+    history = steps_cb.as_dict()
+    if not validate_every:
+        del history["val_steps"], history["val_loss"]
+    history["fit_seconds"] = time.perf_counter() - start
+    history["epoch_loss"] = [float(v) for v in fit.history["loss"]]
+    history["images_per_step"] = recipe.images_per_step
+    if monitor is not None:
+        history["monitor"] = monitor.records
+    history["recipe"] = dataclasses.asdict(recipe)
+    if recipe.precision != "float32":
+        trained_net = mixed_precision_copy(trained_net, "float32")
+    return trained_net, model, history
+
+
+def train_softmax_baseline(
+    recipe: Recipe,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    seed: int = 0,
+    verbose: int = 0,
+) -> Tuple[keras.Model, keras.Model, Dict]:
+    """Train a softmax classifier on a recipe's network and budget (a baseline).
+
+    The classifier is the recipe's embedding network *without* L2
+    normalisation, followed by ``Dense(n_classes, softmax)``, trained with
+    cross-entropy on shuffled batches of ``p * k`` images for ``steps``
+    steps, with the recipe's optimiser and schedule: the same images per
+    step and the same number of steps as an online recipe. Its penultimate
+    layer (the embedding network's output) is the baseline embedding. Give it
+    its own learning rate with ``dataclasses.replace(recipe, learning_rate=...)``.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Network, ``p * k`` (batch size), ``steps``, learning rate, schedule.
+    x_train : numpy.ndarray
+        ``float32`` images, shape ``(N, 28, 28, 1)``.
+    y_train : numpy.ndarray
+        Integer classes ``0 .. C-1``, shape ``(N,)``.
+    seed : int, default 0
+    verbose : int, default 0
+
+    Returns
+    -------
+    embedding_net : keras.Model
+        The penultimate-layer network, ``(batch, 28, 28, 1) -> (batch, dim)``.
+    classifier : keras.Model
+        The whole classifier, ``(batch, 28, 28, 1) -> (batch, C)`` softmax.
+    history : dict
+        ``step_loss``, ``fit_seconds``, ``images_per_step``.
+    """
+    _check_recipe(recipe)
+    if recipe.steps is None:
+        raise ValueError("the softmax baseline needs a recipe with steps")
+    if (
+        not isinstance(y_train, np.ndarray)
+        or y_train.ndim != 1
+        or not np.issubdtype(y_train.dtype, np.integer)
+    ):
+        raise ValueError("y_train must be a 1-D integer numpy array")
+    if not isinstance(x_train, np.ndarray) or len(x_train) != len(y_train):
+        raise ValueError(
+            "need one label per image, "
+            f"got {getattr(x_train, 'shape', None)} and {y_train.shape}"
+        )
+    n_classes = int(y_train.max()) + 1
+    if y_train.min() < 0 or len(np.unique(y_train)) != n_classes:
+        raise ValueError(f"y_train must use every class id 0..{n_classes - 1}")
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    plain = dataclasses.replace(recipe, l2_normalize=False)
+    net = build_recipe_net(plain, tuple(x_train.shape[1:]), seed=seed)
+    head = keras.layers.Dense(
+        n_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
+        name="softmax",
+    )
+    inputs = keras.Input(shape=x_train.shape[1:], name="image")
+    classifier = keras.Model(inputs, head(net(inputs)), name="softmax_classifier")
+    classifier.compile(
+        optimizer=make_optimizer(recipe), loss="sparse_categorical_crossentropy"
+    )
+    batch = recipe.p * recipe.k
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see tripletutils.sampling._finish
+    data = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch, drop_remainder=True)
+        .prefetch(2)
+        .with_options(options)
+    )
+    steps_cb = StepHistory()
+    start = time.perf_counter()
+    classifier.fit(
+        data,
+        epochs=1,
+        steps_per_epoch=recipe.steps,
+        callbacks=[steps_cb],
+        verbose=verbose,
+        shuffle=False,
+    )
+    return (
+        net,
+        classifier,
+        {
+            "step_loss": steps_cb.step_loss,
+            "fit_seconds": time.perf_counter() - start,
+            "images_per_step": batch,
+        },
+    )
