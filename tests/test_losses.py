@@ -314,3 +314,295 @@ def test_diagnostics_reveal_collapse():
     assert float(diag["mean_norm"]) == 0.0
     assert float(diag["distance_gap"]) == 0.0
     assert float(diag["fraction_active"]) == 1.0
+
+
+# ---------------------------------------------------------------- bad input
+CLASSES = {
+    "batch_all": lambda y, e, m, s: L.BatchAllTripletLoss(margin=m, squared=s)(y, e),
+    "batch_hard": lambda y, e, m, s: L.BatchHardTripletLoss(margin=m, squared=s)(y, e),
+    "semi_hard": lambda y, e, m, s: L.SemiHardTripletLoss(margin=m, squared=s)(y, e),
+    "soft_margin": lambda y, e, m, s: L.SoftMarginTripletLoss(squared=s)(y, e),
+}
+FORMS = {"function": {k: v[0] for k, v in ONLINE.items()}, "class": CLASSES}
+LOSS_CLASSES = [
+    L.BatchAllTripletLoss,
+    L.BatchHardTripletLoss,
+    L.SemiHardTripletLoss,
+    L.SoftMarginTripletLoss,
+]
+# 1-D points: a pair near 0 and a pair near 5; classes alternate, so merging
+# the two ids into one class changes every loss.
+E4 = np.array([[0.0], [0.1], [5.0], [5.1]], np.float32)
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("name", sorted(ONLINE))
+@pytest.mark.parametrize(
+    "ids,dtype",
+    [
+        ((2**32, 0), np.int64),
+        ((2**33 + 1, 1), np.int64),
+        ((2**24, 2**24 + 1), np.int64),
+        ((2**31, -(2**31)), np.int64),
+        ((2**63 + 1, 1), np.uint64),
+    ],
+    ids=["2**32,0", "2**33+1,1", "2**24,2**24+1", "2**31,-2**31", "uint64"],
+)
+def test_large_integer_labels_stay_distinct(form, name, ids, dtype):
+    # Before: labels went through int32 (functions) or float32 (Keras classes),
+    # so these pairs of ids became one class.
+    a, b = ids
+    big = np.array([a, b, a, b], dtype)
+    small = np.array([0, 1, 0, 1])
+    fn = FORMS[form][name]
+    expected = float(fn(small, E4, 1.0, False))
+    assert float(fn(small * 0, E4, 1.0, False)) != expected  # merging matters
+    assert float(fn(big, E4, 1.0, False)) == expected
+    assert float(fn(big.reshape(-1, 1), E4, 1.0, False)) == expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_float_labels_that_cannot_be_exact_ids_are_rejected_eagerly(dtype):
+    limit = {"float32": 2**24, "float16": 2**11, "bfloat16": 2**8}[dtype]
+    y = tf.constant([limit, limit + 1, limit, limit + 1], dtype)
+    msg = f"{dtype} labels are exact class ids only below {limit}"
+    with pytest.raises(ValueError, match=msg):
+        L.batch_hard_triplet_loss(y, E4)
+    with pytest.raises(ValueError, match=msg):
+        L.BatchHardTripletLoss()(y, E4)
+    ok = tf.constant([limit - 1, limit - 2, limit - 1, limit - 2], dtype)
+    assert float(L.batch_hard_triplet_loss(ok, E4)) == pytest.approx(5.9, abs=1e-5)
+
+
+def test_float32_labels_above_2_24_merge_inside_a_graph_as_documented():
+    # The documented limit: float32 cannot hold 2**24 + 1, so the ids have
+    # merged before the loss sees them; a traced graph cannot raise on it.
+    y = tf.constant([2**24, 2**24 + 1, 2**24, 2**24 + 1], tf.float32)
+    assert float(y[1]) == 2**24
+    graph_loss = tf.function(lambda y, e: L.BatchHardTripletLoss()(y, e))
+    assert float(graph_loss(y, E4)) == 0.0  # one class: no negative
+    y_int = tf.constant([2**24, 2**24 + 1, 2**24, 2**24 + 1], tf.int64)
+    assert float(graph_loss(y_int, E4)) == pytest.approx(5.9, abs=1e-5)
+    assert "2**24" in L.BatchHardTripletLoss.__doc__
+
+
+@pytest.mark.parametrize(
+    "labels,match",
+    [
+        (np.array([0.0, 0.5, 0.0, 1.0]), "whole-number class ids, got 0.5"),
+        (np.array([0.0, np.nan, 0.0, 1.0]), "finite class ids"),
+        (np.array([0, 1, 0, 1], complex), "integer class ids, got dtype complex"),
+        (np.array(["a", "b", "a", "b"]), "integer class ids, got dtype string"),
+    ],
+)
+def test_labels_that_are_not_class_ids_are_rejected(labels, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        L.batch_all_triplet_loss(labels, E4)
+
+
+def test_embeddings_and_margins_of_wrong_kind_are_rejected():
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(TypeError, match="embeddings must hold real numbers"):
+        L.batch_hard_triplet_loss(y, E4.astype(complex))
+    with pytest.raises(ValueError, match="finite and non-negative, got nan"):
+        L.batch_hard_triplet_loss(y, E4, margin=float("nan"))
+    with pytest.raises(ValueError, match="finite and non-negative, got inf"):
+        L.BatchAllTripletLoss(margin=float("inf"))
+    with pytest.raises(TypeError, match="num_parts must be an int"):
+        L.split_triplet_output(np.zeros((2, 6), np.float32), num_parts=1.5)
+    with pytest.raises(ValueError, match="num_parts must be >= 1"):
+        L.split_triplet_output(np.zeros((2, 6), np.float32), num_parts=0)
+    # NumPy scalars are fine margins
+    a = L.batch_hard_triplet_loss(y, E4, margin=np.float32(0.5))
+    assert float(a) == float(L.batch_hard_triplet_loss(y, E4, margin=0.5))
+
+
+# ---------------------------------------------------------------- empty batch
+def _empty_loss(form, name, graph):
+    fn = FORMS[form][name]
+
+    def f(y, e):
+        return fn(y, e, 1.0, False)
+
+    if graph:  # unknown batch size, as inside model.fit
+        f = tf.function(
+            f,
+            input_signature=[
+                tf.TensorSpec([None], tf.int64),
+                tf.TensorSpec([None, 4], tf.float32),
+            ],
+        )
+    return f
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("name", sorted(ONLINE))
+def test_empty_batch_gives_zero_loss_and_zero_gradient(name, form, graph):
+    # Before: batch-hard, semi-hard and soft-margin failed eagerly with
+    # "Cannot compute the max of an empty tensor".
+    f = _empty_loss(form, name, graph)
+    y = tf.zeros([0], tf.int64)
+    e = tf.Variable(tf.zeros([0, 4]), shape=tf.TensorShape([None, 4]))
+    with tf.GradientTape() as tape:
+        loss = f(y, e)
+    grad = tape.gradient(loss, e)
+    assert loss.dtype == tf.float32 and float(loss) == 0.0
+    assert grad is None or (grad.shape == (0, 4) and not np.any(grad.numpy()))
+    # the same traced function still works on a normal batch
+    y2, e2 = random_batch(np.random.default_rng(0), n=8)
+    expected = ONLINE[name][1](y2, e2, 1.0, False)
+    assert float(f(tf.constant(y2, tf.int64), e2)) == pytest.approx(expected, abs=TOL)
+
+
+def test_empty_batch_diagnostics_are_zero():
+    diag = L.triplet_diagnostics(np.zeros(0, int), np.zeros((0, 3), np.float32))
+    assert {k: float(v) for k, v in diag.items()} == dict.fromkeys(diag, 0.0)
+
+
+# ---------------------------------------------------------------- half precision
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("name", sorted(ONLINE))
+def test_half_precision_is_computed_in_float32(name, form, dtype, squared):
+    # Before: distances and loss in bfloat16, off by ~4e-2 from float32.
+    y, e32 = random_batch(np.random.default_rng(5), n=16, dim=8)
+    e_half = tf.cast(e32, dtype)
+    rounded = tf.cast(e_half, tf.float32)  # the same inputs, in float32
+    fn = FORMS[form][name]
+    half_var, f32_var = tf.Variable(e_half), tf.Variable(rounded)
+    with tf.GradientTape(persistent=True) as tape:
+        got = fn(y, half_var, 0.5, squared)
+        ref = fn(y, f32_var, 0.5, squared)
+    assert got.dtype == tf.float32
+    assert abs(float(got) - float(ref)) <= 1e-6
+    g_half, g_ref = tape.gradient(got, half_var), tape.gradient(ref, f32_var)
+    assert g_half.dtype == dtype  # gradients flow back in the input dtype
+    np.testing.assert_allclose(
+        tf.cast(g_half, tf.float32), tf.cast(tf.cast(g_ref, dtype), tf.float32)
+    )
+
+
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
+def test_half_precision_distances_and_offline_loss_are_float32(dtype):
+    e = tf.cast(np.random.default_rng(2).normal(size=(6, 12)), dtype)
+    d = L.pairwise_distances(e)
+    assert d.dtype == tf.float32
+    np.testing.assert_array_equal(d, L.pairwise_distances(tf.cast(e, tf.float32)))
+    off = L.offline_triplet_loss(e, margin=0.5)
+    assert off.dtype == tf.float32
+    np.testing.assert_array_equal(
+        off, L.offline_triplet_loss(tf.cast(e, tf.float32), margin=0.5)
+    )
+
+
+# ---------------------------------------------------------------- sample_weight
+@pytest.mark.parametrize("cls", LOSS_CLASSES)
+def test_online_loss_classes_reject_sample_weight(cls):
+    # Before: weights [2, 0, 0, 0] silently gave half the batch's loss.
+    y, e = np.array([0, 1, 0, 1]), E4
+    loss = cls()
+    with pytest.raises(ValueError, match="cannot weight single samples"):
+        loss(y, e, sample_weight=np.array([2.0, 0.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="cannot weight single samples"):
+        loss(y, e, np.ones(4))
+    masked = tf.constant(e)
+    masked._keras_mask = tf.constant([True, True, False, True])
+    with pytest.raises(ValueError, match="does not support masked predictions"):
+        loss(y, masked)
+    assert float(loss(y, e, sample_weight=None)) == float(loss(y, e))
+
+
+@pytest.mark.parametrize("name", sorted(ONLINE))
+@pytest.mark.parametrize("squared", [False, True])
+def test_loss_classes_equal_the_functions_exactly(name, squared):
+    y, e = random_batch(np.random.default_rng(7), n=12)
+    a = CLASSES[name](y, e, 0.5, squared)
+    b = ONLINE[name][0](y, e, 0.5, squared)
+    assert a.dtype == tf.float32 and float(a) == float(b)
+
+
+def test_offline_loss_class_keeps_per_triplet_sample_weight():
+    e3 = np.array([[0, 0, 1, 0, 0, 2], [0, 0, 0, 3, 1, 0]], np.float32)  # 0 and 9
+    loss = L.OfflineTripletLoss()
+    assert float(loss(np.zeros(2), e3, sample_weight=np.array([0.0, 1.0]))) == 4.5
+    assert float(loss(np.zeros(2), e3, sample_weight=np.array([1.0, 0.0]))) == 0.0
+
+
+def _tiny_embedding_model(dim=3):
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(dim)])
+
+
+def test_model_fit_with_an_online_loss(rng):
+    keras.utils.set_random_seed(0)
+    x = rng.normal(size=(48, 5)).astype(np.float32)
+    y = np.arange(48) % 4
+    model = _tiny_embedding_model()
+    model.compile(optimizer="adam", loss=L.BatchAllTripletLoss(margin=0.5))
+    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert all(np.isfinite(history.history["loss"]))
+    with pytest.raises(ValueError, match="cannot weight single samples"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, class_weight={0: 2.0})
+    with pytest.raises(ValueError, match="cannot weight single samples"):
+        model.fit(x, y, sample_weight=np.ones(48), batch_size=16, verbose=0)
+
+
+def test_model_fit_keeps_large_integer_ids_apart(rng):
+    # Inside model.fit (a traced graph) y_true arrives as int64 and is no
+    # longer cast to float32, so ids 2**24 + i stay four classes.
+    keras.utils.set_random_seed(0)
+    x = rng.normal(size=(32, 5)).astype(np.float32)
+    small = np.arange(32) % 4
+    model = _tiny_embedding_model()
+    model.compile(loss=L.BatchHardTripletLoss(margin=0.5))
+    ref = model.evaluate(x, small, batch_size=16, verbose=0)
+    big = model.evaluate(x, small.astype(np.int64) + 2**24, batch_size=16, verbose=0)
+    merged = model.evaluate(x, np.full(32, 2**24), batch_size=16, verbose=0)
+    assert big == ref != merged
+
+
+# ---------------------------------------------------------------- conventions
+def omoindrot_batch_hard(y, e, margin, squared):
+    """omoindrot/tensorflow-triplet-loss (and TFA's TripletHardLoss): the mean
+    over *all* anchors; hardest positive 0 without a positive, hardest
+    negative = the anchor's largest distance without a negative."""
+    d = np_dist(e, squared)
+    vals = []
+    for a in range(len(y)):
+        pos = [d[a, p] for p in range(len(y)) if p != a and y[p] == y[a]]
+        neg = [d[a, n] for n in range(len(y)) if y[n] != y[a]]
+        hp = max(pos) if pos else 0.0
+        hn = min(neg) if neg else d[a].max()
+        vals.append(max(hp - hn + margin, 0.0))
+    return np.mean(vals)
+
+
+def test_batch_hard_leaves_out_anchors_without_a_positive():
+    # 1-D points 0, 2, 2.5; labels 0, 0, 1; margin 1; anchor 2 has no positive.
+    y, e = np.array([0, 0, 1]), np.array([[0.0], [2.0], [2.5]], np.float32)
+    # anchors 0 and 1: max(2 - 2.5 + 1, 0) = 0.5, max(2 - 0.5 + 1, 0) = 2.5
+    assert np_batch_hard(y, e, 1.0, False) == pytest.approx(1.5)
+    assert float(L.batch_hard_triplet_loss(y, e, 1.0)) == pytest.approx(1.5)
+    assert float(L.BatchHardTripletLoss()(y, e)) == pytest.approx(1.5)
+    # omoindrot / TFA also count anchor 2: max(0 - 0.5 + 1, 0) = 0.5
+    assert omoindrot_batch_hard(y, e, 1.0, False) == pytest.approx(3.5 / 3)
+    # soft margin shares the convention; TFA's soft=True averages all three
+    sp = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    assert float(L.soft_margin_triplet_loss(y, e)) == pytest.approx(
+        (sp(-0.5) + sp(1.5)) / 2, abs=1e-6
+    )
+    assert (2 * sp(-0.5) + sp(1.5)) / 3 == pytest.approx(0.8832, abs=1e-4)
+    # an anchor without a negative: left out here; omoindrot gives it the margin
+    same = np.zeros(3, int)
+    assert float(L.batch_hard_triplet_loss(same, e)) == 0.0
+    assert omoindrot_batch_hard(same, e, 1.0, False) == pytest.approx(1.0)
+    # with every anchor having both, the conventions agree
+    y_pk, e_pk = (
+        np.array([0, 0, 1, 1, 2, 2]),
+        np.random.default_rng(3).normal(size=(6, 2)),
+    )
+    assert float(L.batch_hard_triplet_loss(y_pk, e_pk)) == pytest.approx(
+        omoindrot_batch_hard(y_pk, e_pk, 1.0, False), abs=TOL
+    )

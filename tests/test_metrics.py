@@ -140,3 +140,142 @@ def test_vectorised_selection_without_ties_matches_full_sort():
         np.testing.assert_array_equal(
             nearest_neighbours(q, refs, k, chunk_size=25), expected
         )
+
+
+# ---------------------------------------------------------------- bad input
+def _refs_and_queries(n_ref=8, n_q=8, seed=0):
+    rng = np.random.default_rng(seed)
+    q, r = rng.normal(size=(n_q, 3)), rng.normal(size=(n_ref, 3))
+    return q, np.arange(n_q) % 2, r, np.arange(n_ref) % 2
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_non_finite_reference_row_is_rejected(bad, dtype):
+    # Before: argmin picked the NaN row for every query (P@1 from that row's class).
+    q, ql, r, rl = _refs_and_queries()
+    q, r = q.astype(dtype), r.astype(dtype)
+    r[3, 1] = bad
+    msg = r"references must be finite: 1 of 8 rows hold NaN or inf \(first at row 3\)"
+    with pytest.raises(ValueError, match=msg):
+        nearest_neighbours(q, r, 1)
+    with pytest.raises(ValueError, match=msg):
+        retrieval_metrics(q, ql, r, rl, ks=(1,))
+
+
+@pytest.mark.parametrize("same_set", [True, False])
+def test_non_finite_query_rows_are_rejected(same_set):
+    # 40 points: before, a NumPy broadcast error from inside the ranking.
+    rng = np.random.default_rng(1)
+    e, y = rng.normal(size=(40, 3)), np.arange(40) % 4
+    e[5], e[7, 0] = np.inf, np.nan
+    msg = r"queries must be finite: 2 of 40 rows hold NaN or inf \(first at row 5\)"
+    refs = (None, None) if same_set else (rng.normal(size=(40, 3)), y)
+    with pytest.raises(ValueError, match=msg):
+        retrieval_metrics(e, y, *refs, ks=(1, 5))
+    with pytest.raises(ValueError, match=msg):
+        nearest_neighbours(e, e if same_set else refs[0], 5, same_set=same_set)
+
+
+def test_embeddings_too_large_to_square_are_rejected():
+    q, ql, r, rl = _refs_and_queries()
+    r = r.astype(np.float32)
+    r[2] = 1e20  # finite, but |r|^2 overflows float32
+    with pytest.raises(ValueError, match="references are too large for squared"):
+        nearest_neighbours(q.astype(np.float32), r, 1)
+    with pytest.raises(ValueError, match="1 of 8 rows have a squared norm"):
+        retrieval_metrics(q.astype(np.float32), ql, r, rl, ks=(1,))
+
+
+@pytest.mark.parametrize(
+    "arr", [np.zeros((4, 2), complex), np.zeros((4, 2), object), np.zeros((4, 2), "U1")]
+)
+def test_non_numeric_embeddings_are_rejected(arr):
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(TypeError, match="queries must hold real numbers"):
+        retrieval_metrics(arr, y, ks=(1,))
+    with pytest.raises(TypeError, match="must hold real numbers"):
+        nearest_neighbours(arr, arr, 1)
+
+
+BAD_KS = [
+    ((0,), ValueError, r"ks must hold ints >= 1, got 0 in ks=\(0,\)"),
+    ((-2,), ValueError, r"ks must hold ints >= 1, got -2"),
+    ((1, 0), ValueError, r"got 0 in ks=\(1, 0\)"),
+    ((), ValueError, r"ks must hold at least one k"),
+    ([], ValueError, r"ks must hold at least one k"),
+    ((1.5,), TypeError, r"ks must hold ints, got float 1.5"),
+    ((2.0,), TypeError, r"ks must hold ints, got float 2.0"),
+    ((True,), TypeError, r"ks must hold ints, got bool True"),
+    (("5",), TypeError, r"ks must hold ints, got str '5'"),
+    (5, TypeError, r"ks must be a sequence of ints such as \(1, 5, 10\), got int"),
+    ("15", TypeError, r"ks must be a sequence of ints"),
+    (None, TypeError, r"ks must be a sequence of ints"),
+    ((6,), ValueError, r"k=6 exceeds the 5 references available per query"),
+]
+
+
+@pytest.mark.parametrize(
+    "ks,error,match", BAD_KS, ids=[f"ks={case[0]!r}" for case in BAD_KS]
+)
+def test_bad_ks_are_rejected(ks, error, match):
+    e, y = np.arange(6.0)[:, None], np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(error, match=match):
+        retrieval_metrics(e, y, ks=ks)
+
+
+def test_good_ks_variants_give_the_same_numbers():
+    e, y = np.arange(6.0)[:, None], np.array([0, 0, 1, 1, 2, 2])
+    ref = retrieval_metrics(e, y, ks=(1, 3))
+    assert retrieval_metrics(e, y, ks=[3, 1, 3]) == ref
+    assert retrieval_metrics(e, y, ks=np.array([1, 3])) == ref
+    assert retrieval_metrics(e, y, ks=(np.int64(1), np.int32(3))) == ref
+    assert retrieval_metrics(e, y, ks=(5,))["precision_at_5"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"k": 0}, ValueError, r"k must be an int in 1\.\.4, got 0"),
+        ({"k": -1}, ValueError, r"k must be an int in 1\.\.4"),
+        ({"k": 5}, ValueError, r"k must be an int in 1\.\.4, got 5"),
+        ({"k": 1.0}, TypeError, r"k must be an int, got float 1.0"),
+        ({"k": True}, TypeError, r"k must be an int, got bool"),
+        ({"k": 1, "chunk_size": 0}, ValueError, "chunk_size must be a positive int"),
+        ({"k": 1, "chunk_size": 2.0}, TypeError, "chunk_size must be an int"),
+        ({"k": 1, "same_set": "yes"}, TypeError, "same_set must be a bool"),
+    ],
+)
+def test_nearest_neighbours_rejects_bad_arguments(kwargs, error, match):
+    e = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(error, match=match):
+        nearest_neighbours(e, e, **kwargs)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1])
+def test_retrieval_metrics_rejects_bad_chunk_size(chunk_size):
+    e, y = np.arange(6.0)[:, None], np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        retrieval_metrics(e, y, ks=(1,), chunk_size=chunk_size)
+
+
+def test_same_set_needs_the_same_rows():
+    e = np.arange(8.0).reshape(4, 2)
+    nearest_neighbours(e, e.copy(), 1, same_set=True)  # equal values are fine
+    with pytest.raises(ValueError, match="same_set=True needs references identical"):
+        nearest_neighbours(e, e[::-1], 1, same_set=True)
+
+
+def test_labels_of_mixed_integer_types_are_compared_exactly():
+    # NumPy < 2 compares uint64 with int64 in float64, where 2**53 + 1 == 2**53.
+    q = np.array([[0.0], [0.1], [5.0], [5.1]])
+    r = np.array([[0.1], [0.0], [5.1], [5.0]])  # each query's nearest: other class
+    ids = np.array([2**53 + 1, 2**53, 2**53 + 1, 2**53])
+    for q_dtype, r_dtype in [(np.uint64, np.int64), (np.int64, np.uint64)]:
+        m = retrieval_metrics(q, ids.astype(q_dtype), r, ids.astype(r_dtype), ks=(1,))
+        assert m["precision_at_1"] == 0.0  # 1.0 if the two ids merged
+        assert m["mean_average_precision_at_r"] == 0.25
+    big = np.array([2**63 + 1, 2**63, 2**63 + 1, 2**63], np.uint64)
+    assert retrieval_metrics(q, big, r, big, ks=(1,))["precision_at_1"] == 0.0
+    with pytest.raises(ValueError, match="cannot share one integer type"):
+        retrieval_metrics(q, big, r, np.array([-1, 5, 6, 6]), ks=(1,))

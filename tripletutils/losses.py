@@ -11,21 +11,39 @@
   :func:`soft_margin_triplet_loss`, each with a Keras ``Loss`` class.
 * Diagnostics for collapse: :func:`triplet_diagnostics`.
 
-This module imports only keras, so it can be copied alone. Every loss class is
-registered (package ``tripletutils``), so models compiled with it save and load
-as ``.keras`` files with ``safe_mode=True``.
+This module imports only keras (and the standard library), so it can be copied
+alone. Every loss class is registered (package ``tripletutils``), so models
+compiled with it save and load as ``.keras`` files with ``safe_mode=True``.
 
 Conventions: ``embeddings`` has shape ``(batch, dim)``; ``labels`` has shape
 ``(batch,)`` or ``(batch, 1)`` (Keras's default), integer or float holding
 integer class ids. Distances are Euclidean, squared when ``squared=True``.
+
+Numerics: integer labels are compared as int64, so any two distinct ids stay
+distinct. Float labels hold exact integers only up to 2**24 (float32), 2**11
+(float16) or 2**8 (bfloat16): larger ids may already have merged, and a
+concrete (eager) float label array with such ids, NaN or fractions is
+rejected. Half-precision (float16, bfloat16) embeddings are cast to float32:
+distances and losses are computed and returned in float32, and gradients flow
+back in the input dtype. An empty batch gives a loss of 0 with a zero
+gradient. The online ``Loss`` classes give one value per batch, so they reject
+a ``sample_weight`` (and ``class_weight`` in ``model.fit``).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+import math
+import numbers
+from typing import Any, Dict, List, Tuple
 
 import keras
 from keras import ops
+
+#: Anything :func:`keras.ops.convert_to_tensor` accepts: a NumPy array, a
+#: backend tensor, a nested list.
+ArrayLike = Any
+#: A backend tensor (``tf.Tensor`` with the TensorFlow backend).
+Tensor = Any
 
 __all__ = [
     "pairwise_distances",
@@ -51,10 +69,12 @@ _EPS = 1e-16
 # Checks
 # --------------------------------------------------------------------------- #
 def _check_margin(margin: float) -> float:
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
-        raise TypeError(f"margin must be a float, got {type(margin).__name__}")
-    if margin < 0:
-        raise ValueError(f"margin must be non-negative, got {margin}")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+        raise TypeError(
+            f"margin must be a float, got {type(margin).__name__} {margin!r}"
+        )
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be finite and non-negative, got {margin}")
     return float(margin)
 
 
@@ -64,18 +84,67 @@ def _check_squared(squared: bool) -> bool:
     return squared
 
 
-def _as_embeddings(embeddings) -> "keras.KerasTensor":
-    embeddings = ops.convert_to_tensor(embeddings)
+# Largest N such that every integer in [-N, N] is exact in the float dtype.
+_EXACT_INTEGERS = {
+    "bfloat16": 2**8,
+    "float16": 2**11,
+    "float32": 2**24,
+    "float64": 2**53,
+}
+
+
+def _as_float(x: ArrayLike, name: str) -> Tensor:
+    """Tensor of float32 or float64: half precision, int and bool -> float32."""
+    x = ops.convert_to_tensor(x)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype in ("float32", "float64"):
+        return x
+    if "float" in dtype or "int" in dtype or dtype == "bool":
+        return ops.cast(x, "float32")
+    raise TypeError(f"{name} must hold real numbers (float or int), got dtype {dtype}")
+
+
+def _as_embeddings(embeddings: ArrayLike) -> Tensor:
+    embeddings = _as_float(embeddings, "embeddings")
     if len(embeddings.shape) != 2:
         raise ValueError(
             f"embeddings must have shape (batch, dim), got {tuple(embeddings.shape)}"
         )
-    if "float" not in str(embeddings.dtype):
-        embeddings = ops.cast(embeddings, "float32")
     return embeddings
 
 
-def _as_labels(labels, batch: int | None) -> "keras.KerasTensor":
+def _concrete(x: Tensor):
+    """NumPy copy of an eager tensor; None for a symbolic one (tf.function)."""
+    try:
+        return ops.convert_to_numpy(x)
+    except Exception:  # a graph tensor has no value yet: nothing to check
+        return None
+
+
+def _check_float_labels(labels: Tensor, dtype: str) -> None:
+    """Reject concrete float labels that cannot be exact class ids."""
+    values = _concrete(labels)
+    if values is None or values.size == 0:
+        return
+    values = values.astype("float64")
+    limit = _EXACT_INTEGERS.get(dtype, 2**24)
+    if not (abs(values) < float("inf")).all():
+        raise ValueError(f"labels must be finite class ids, got NaN or inf ({dtype})")
+    fractional = values != values.round()
+    if fractional.any():
+        first = float(values[fractional][0])
+        raise ValueError(f"labels must be whole-number class ids, got {first}")
+    if (abs(values) >= limit).any():
+        raise ValueError(
+            f"{dtype} labels are exact class ids only below {limit}, got "
+            f"{values[abs(values) >= limit][0]:.0f}: larger ids may have merged "
+            "(in float32, 2**24 + 1 == 2**24); pass integer labels (int64) or "
+            "remap the classes to 0..C-1"
+        )
+
+
+def _as_labels(labels: ArrayLike, batch: int | None) -> Tensor:
+    """Labels as an int64 vector (compared exactly, never through int32)."""
     labels = ops.convert_to_tensor(labels)
     shape = tuple(labels.shape)
     if len(shape) == 2 and shape[1] == 1:
@@ -87,21 +156,25 @@ def _as_labels(labels, batch: int | None) -> "keras.KerasTensor":
             f"labels and embeddings must have the same batch size, got "
             f"{labels.shape[0]} labels and {batch} embeddings"
         )
-    if "float" in str(labels.dtype):
+    dtype = keras.backend.standardize_dtype(labels.dtype)
+    if "float" in dtype:
+        _check_float_labels(labels, dtype)
         labels = ops.round(labels)
-    return ops.cast(labels, "int32")
+    elif "int" not in dtype and dtype != "bool":
+        raise TypeError(f"labels must hold integer class ids, got dtype {dtype}")
+    return ops.cast(labels, "int64")
 
 
 # --------------------------------------------------------------------------- #
 # Distances
 # --------------------------------------------------------------------------- #
-def _safe_sqrt(squared_distances):
+def _safe_sqrt(squared_distances: Tensor) -> Tensor:
     """sqrt with a zero (not infinite) gradient where the argument is 0."""
     zero = ops.cast(ops.equal(squared_distances, 0.0), squared_distances.dtype)
     return ops.sqrt(squared_distances + zero * _EPS) * (1.0 - zero)
 
 
-def pairwise_distances(embeddings, squared: bool = False):
+def pairwise_distances(embeddings: ArrayLike, squared: bool = False) -> Tensor:
     """Euclidean distances between all pairs of rows of ``embeddings``.
 
     Uses ``|a|^2 - 2 a.b + |b|^2`` (one matrix product), clips tiny negative
@@ -112,19 +185,21 @@ def pairwise_distances(embeddings, squared: bool = False):
     Parameters
     ----------
     embeddings : tensor or array
-        Shape ``(batch, dim)``, float.
+        Shape ``(batch, dim)``; float32 or float64 (kept), float16 or
+        bfloat16 (computed in float32), int or bool (cast to float32).
     squared : bool, default False
         Return squared distances.
 
     Returns
     -------
     tensor
-        Shape ``(batch, batch)``, float, non-negative, zero diagonal.
+        Shape ``(batch, batch)``, float32 (float64 for float64 input),
+        non-negative, zero diagonal; ``(0, 0)`` for an empty batch.
 
     Raises
     ------
     TypeError
-        If ``squared`` is not a bool.
+        If ``squared`` is not a bool or ``embeddings`` are not real numbers.
     ValueError
         If ``embeddings`` is not 2-D.
     """
@@ -139,26 +214,34 @@ def pairwise_distances(embeddings, squared: bool = False):
     return d2 if squared else _safe_sqrt(d2)
 
 
-def split_triplet_output(y_pred, num_parts: int = 3):
+def split_triplet_output(y_pred: ArrayLike, num_parts: int = 3) -> List[Tensor]:
     """Split the three-input model's concatenated output into its parts.
 
     Parameters
     ----------
     y_pred : tensor or array
         Shape ``(batch, 3 * dim)``: anchor, positive and negative embeddings
-        side by side. ``dim`` is inferred (never hard-coded).
+        side by side. ``dim`` is inferred (never hard-coded). Any dtype (kept).
     num_parts : int, default 3
+        A positive int.
 
     Returns
     -------
     list of tensors
-        ``num_parts`` tensors of shape ``(batch, dim)``.
+        ``num_parts`` tensors of shape ``(batch, dim)``, dtype of ``y_pred``.
 
     Raises
     ------
+    TypeError
+        If ``num_parts`` is not an int.
     ValueError
-        If ``y_pred`` is not 2-D or its width is not a multiple of ``num_parts``.
+        If ``num_parts < 1``, ``y_pred`` is not 2-D or its width is not a
+        multiple of ``num_parts``.
     """
+    if isinstance(num_parts, bool) or not isinstance(num_parts, numbers.Integral):
+        raise TypeError(f"num_parts must be an int, got {type(num_parts).__name__}")
+    if num_parts < 1:
+        raise ValueError(f"num_parts must be >= 1, got {num_parts}")
     y_pred = ops.convert_to_tensor(y_pred)
     if len(y_pred.shape) != 2:
         raise ValueError(
@@ -173,23 +256,31 @@ def split_triplet_output(y_pred, num_parts: int = 3):
     return ops.split(y_pred, num_parts, axis=-1)
 
 
-def triplet_pair_distances(y_pred, squared: bool = True) -> Tuple:
+def triplet_pair_distances(
+    y_pred: ArrayLike, squared: bool = True
+) -> Tuple[Tensor, Tensor]:
     """d(a, p) and d(a, n) for each row of a concatenated triplet output.
 
     Parameters
     ----------
     y_pred : tensor or array
-        Shape ``(batch, 3 * dim)``.
+        Shape ``(batch, 3 * dim)``; float32 or float64 (kept), half precision
+        or int (computed in float32).
     squared : bool, default True
         Squared Euclidean distances (the seed's choice) or plain ones.
 
     Returns
     -------
     (d_ap, d_an) : tuple of tensors
-        Each of shape ``(batch,)``, float.
+        Each of shape ``(batch,)``, float32 (float64 for float64 input).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-bool ``squared``, non-numeric ``y_pred`` or a bad shape.
     """
     squared = _check_squared(squared)
-    a, p, n = split_triplet_output(y_pred)
+    a, p, n = split_triplet_output(_as_float(y_pred, "y_pred"))
     d_ap = ops.sum(ops.square(a - p), axis=-1)
     d_an = ops.sum(ops.square(a - n), axis=-1)
     if not squared:
@@ -197,21 +288,25 @@ def triplet_pair_distances(y_pred, squared: bool = True) -> Tuple:
     return d_ap, d_an
 
 
-def offline_triplet_loss(y_pred, margin: float = 1.0, squared: bool = True):
+def offline_triplet_loss(
+    y_pred: ArrayLike, margin: float = 1.0, squared: bool = True
+) -> Tensor:
     """The seed's loss, per triplet: ``max(0, d(a,p) - d(a,n) + margin)``.
 
     Parameters
     ----------
     y_pred : tensor or array
-        Shape ``(batch, 3 * dim)``, the three embeddings concatenated.
+        Shape ``(batch, 3 * dim)``, the three embeddings concatenated; half
+        precision is computed in float32.
     margin : float, default 1.0
+        Finite, non-negative.
     squared : bool, default True
         The seed used squared Euclidean distances.
 
     Returns
     -------
     tensor
-        Shape ``(batch,)``, float, non-negative.
+        Shape ``(batch,)``, float32 (float64 for float64 input), non-negative.
 
     Raises
     ------
@@ -226,14 +321,14 @@ def offline_triplet_loss(y_pred, margin: float = 1.0, squared: bool = True):
 # --------------------------------------------------------------------------- #
 # Masks (as in omoindrot/tensorflow-triplet-loss, in keras.ops)
 # --------------------------------------------------------------------------- #
-def _masks(labels, batch):
+def _masks(labels: Tensor, batch) -> Tuple[Tensor, Tensor]:
     """Boolean (B,B) positive-pair and negative-pair masks."""
     same = ops.equal(ops.expand_dims(labels, 0), ops.expand_dims(labels, 1))
     not_self = ops.logical_not(ops.cast(ops.eye(batch), "bool"))
     return ops.logical_and(same, not_self), ops.logical_not(same)
 
 
-def _prepare(labels, embeddings, margin, squared):
+def _prepare(labels: ArrayLike, embeddings: ArrayLike, margin: float, squared: bool):
     margin = _check_margin(margin)
     squared = _check_squared(squared)
     e = _as_embeddings(embeddings)
@@ -243,7 +338,8 @@ def _prepare(labels, embeddings, margin, squared):
     return margin, d, pos, neg
 
 
-def _safe_mean(values, mask):
+def _safe_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` where ``mask``; 0 (not NaN) when the mask is empty."""
     mask = ops.cast(mask, values.dtype)
     return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
 
@@ -252,8 +348,11 @@ def _safe_mean(values, mask):
 # Online losses
 # --------------------------------------------------------------------------- #
 def batch_all_triplet_loss(
-    labels, embeddings, margin: float = 1.0, squared: bool = False
-):
+    labels: ArrayLike,
+    embeddings: ArrayLike,
+    margin: float = 1.0,
+    squared: bool = False,
+) -> Tuple[Tensor, Tensor]:
     """Batch-all loss: mean over the *active* valid triplets in the batch.
 
     A triplet ``(a, p, n)`` is valid when ``a != p``, ``label[a] == label[p]``
@@ -263,22 +362,29 @@ def batch_all_triplet_loss(
     Parameters
     ----------
     labels : tensor or array
-        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids (int or float).
+        Shape ``(batch,)`` or ``(batch, 1)``: class ids of any integer dtype
+        (compared as int64, so every distinct id is its own class), or float
+        holding whole numbers (exact only below 2**24 in float32).
     embeddings : tensor or array
-        Shape ``(batch, dim)``, float.
+        Shape ``(batch, dim)``; float32 or float64 (kept), float16 or
+        bfloat16 (computed and returned in float32), int (cast to float32).
     margin : float, default 1.0
+        Finite, non-negative.
     squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
 
     Returns
     -------
     (loss, fraction_active) : tuple of scalar tensors
-        ``loss`` is 0 when no triplet is active (or none is valid);
+        float32 (float64 for float64 embeddings). ``loss`` is 0 when no
+        triplet is active (or none is valid, e.g. an empty batch);
         ``fraction_active`` = active / valid triplets (0 when none is valid).
 
     Raises
     ------
     TypeError, ValueError
-        On bad shapes, a negative margin or a non-bool ``squared``.
+        On bad shapes or dtypes, a negative or non-finite margin, a non-bool
+        ``squared``, or (eagerly) float labels that are not exact class ids.
     """
     margin, d, pos, neg = _prepare(labels, embeddings, margin, squared)
     # t[a, p, n] = d(a, p) - d(a, n) + margin
@@ -293,20 +399,28 @@ def batch_all_triplet_loss(
 
 
 def _hardest(labels, embeddings, margin, squared):
-    """Per anchor: hardest positive, hardest negative, and whether both exist."""
+    """Per anchor: hardest positive, hardest negative, and whether both exist.
+
+    The ``initial`` values change no result on a non-empty batch (distances
+    are >= 0) but let an empty batch reduce to empty tensors instead of
+    failing ("Cannot compute the max of an empty tensor").
+    """
     margin, d, pos, neg = _prepare(labels, embeddings, margin, squared)
     pos_f, neg_f = ops.cast(pos, d.dtype), ops.cast(neg, d.dtype)
-    hardest_pos = ops.max(d * pos_f, axis=1)
+    hardest_pos = ops.max(d * pos_f, axis=1, initial=0.0)
     # push non-negatives above every distance before taking the min
-    big = ops.stop_gradient(ops.max(d) + 1.0)
-    hardest_neg = ops.min(d + big * (1.0 - neg_f), axis=1)
+    big = ops.stop_gradient(ops.max(d, initial=0.0) + 1.0)
+    hardest_neg = ops.min(d + big * (1.0 - neg_f), axis=1, initial=float("inf"))
     has_both = ops.logical_and(ops.any(pos, axis=1), ops.any(neg, axis=1))
     return margin, hardest_pos, hardest_neg, has_both
 
 
 def batch_hard_triplet_loss(
-    labels, embeddings, margin: float = 1.0, squared: bool = False
-):
+    labels: ArrayLike,
+    embeddings: ArrayLike,
+    margin: float = 1.0,
+    squared: bool = False,
+) -> Tensor:
     """Batch-hard loss (Hermans et al. 2017): hardest positive and negative.
 
     For each anchor that has at least one positive and one negative in the
@@ -316,22 +430,50 @@ def batch_hard_triplet_loss(
     Parameters
     ----------
     labels : tensor or array
-        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids.
+        Shape ``(batch,)`` or ``(batch, 1)``: class ids of any integer dtype
+        (compared as int64, so every distinct id is its own class), or float
+        holding whole numbers (exact only below 2**24 in float32).
     embeddings : tensor or array
-        Shape ``(batch, dim)``, float.
+        Shape ``(batch, dim)``; float32 or float64 (kept), float16 or
+        bfloat16 (computed and returned in float32), int (cast to float32).
     margin : float, default 1.0
+        Finite, non-negative.
     squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
 
     Returns
     -------
     tensor
-        Scalar loss.
+        Scalar loss, float32 (float64 for float64 embeddings); 0 with a zero
+        gradient for an empty batch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`batch_all_triplet_loss`.
+
+    Notes
+    -----
+    Anchors without a positive (the only member of their class in the batch)
+    or without a negative (every row of the batch in their class) are *left
+    out* of the mean here. TensorFlow Addons' ``TripletHardLoss`` and
+    omoindrot/tensorflow-triplet-loss's ``batch_hard_triplet_loss`` average
+    over *all* anchors instead, with a hardest-positive distance of 0 for an
+    anchor without a positive and a hardest-negative distance equal to the
+    anchor's largest distance for an anchor without a negative. Example, 1-D
+    embeddings ``[0, 2, 2.5]``, labels ``[0, 0, 1]``, margin 1: anchors 0 and
+    1 give 0.5 and 2.5, so this loss is 1.5; anchor 2 (no positive) adds
+    ``max(0 - 0.5 + 1, 0) = 0.5`` there, giving ``3.5 / 3 = 1.1667``. With
+    P x K batches (``K >= 2``, ``P >= 2``) every anchor has both and the two
+    conventions agree.
     """
     margin, hp, hn, ok = _hardest(labels, embeddings, margin, squared)
     return _safe_mean(ops.maximum(hp - hn + margin, 0.0), ok)
 
 
-def soft_margin_triplet_loss(labels, embeddings, squared: bool = False):
+def soft_margin_triplet_loss(
+    labels: ArrayLike, embeddings: ArrayLike, squared: bool = False
+) -> Tensor:
     """Batch-hard loss with a soft margin: ``log(1 + exp(d_ap - d_an))``.
 
     As :func:`batch_hard_triplet_loss`, with the hinge replaced by softplus
@@ -340,23 +482,47 @@ def soft_margin_triplet_loss(labels, embeddings, squared: bool = False):
     Parameters
     ----------
     labels : tensor or array
-        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids.
+        Shape ``(batch,)`` or ``(batch, 1)``: class ids of any integer dtype
+        (compared as int64, so every distinct id is its own class), or float
+        holding whole numbers (exact only below 2**24 in float32).
     embeddings : tensor or array
-        Shape ``(batch, dim)``, float.
+        Shape ``(batch, dim)``; float32 or float64 (kept), float16 or
+        bfloat16 (computed and returned in float32), int (cast to float32).
     squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
 
     Returns
     -------
     tensor
-        Scalar loss (0 when no anchor has both a positive and a negative).
+        Scalar loss, float32 (float64 for float64 embeddings); 0 when no
+        anchor has both a positive and a negative (with a zero gradient for
+        an empty batch).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`batch_all_triplet_loss`.
+
+    Notes
+    -----
+    Shares batch-hard's convention: anchors without a positive or without a
+    negative are left out of the mean, whereas TensorFlow Addons'
+    ``TripletHardLoss(soft=True)`` averages over all anchors (hardest-positive
+    distance 0 without a positive, the anchor's largest distance without a
+    negative). On the example of :func:`batch_hard_triplet_loss` this loss is
+    ``(softplus(-0.5) + softplus(1.5)) / 2 = 1.0877``, TFA's
+    ``(2 softplus(-0.5) + softplus(1.5)) / 3 = 0.8832``.
     """
     _, hp, hn, ok = _hardest(labels, embeddings, 0.0, squared)
     return _safe_mean(ops.softplus(hp - hn), ok)
 
 
 def semi_hard_triplet_loss(
-    labels, embeddings, margin: float = 1.0, squared: bool = False
-):
+    labels: ArrayLike,
+    embeddings: ArrayLike,
+    margin: float = 1.0,
+    squared: bool = False,
+) -> Tensor:
     """Semi-hard loss with the rule of TensorFlow Addons' ``TripletSemiHardLoss``.
 
     For every positive pair ``(a, p)``: the negative is the *closest* one that
@@ -374,16 +540,27 @@ def semi_hard_triplet_loss(
     Parameters
     ----------
     labels : tensor or array
-        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids.
+        Shape ``(batch,)`` or ``(batch, 1)``: class ids of any integer dtype
+        (compared as int64, so every distinct id is its own class), or float
+        holding whole numbers (exact only below 2**24 in float32).
     embeddings : tensor or array
-        Shape ``(batch, dim)``, float.
+        Shape ``(batch, dim)``; float32 or float64 (kept), float16 or
+        bfloat16 (computed and returned in float32), int (cast to float32).
     margin : float, default 1.0
+        Finite, non-negative.
     squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
 
     Returns
     -------
     tensor
-        Scalar loss.
+        Scalar loss, float32 (float64 for float64 embeddings); 0 with a zero
+        gradient for an empty batch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`batch_all_triplet_loss`.
     """
     margin, d, pos, neg = _prepare(labels, embeddings, margin, squared)
     neg_f = ops.cast(neg, d.dtype)
@@ -391,9 +568,12 @@ def semi_hard_triplet_loss(
     d_an = ops.expand_dims(d, 1)  # (a, 1, n)
     negs = ops.expand_dims(neg_f, 1)  # (a, 1, n)
     outside = ops.cast(ops.greater(d_an, d_ap), d.dtype) * negs  # (a, p, n)
-    big = ops.stop_gradient(ops.max(d) + 1.0)
-    closest_outside = ops.min(d_an + big * (1.0 - outside), axis=2)  # (a, p)
-    farthest = ops.max(d * neg_f, axis=1, keepdims=True)  # (a, 1)
+    # initial values: no effect on a non-empty batch, no error on an empty one
+    big = ops.stop_gradient(ops.max(d, initial=0.0) + 1.0)
+    closest_outside = ops.min(
+        d_an + big * (1.0 - outside), axis=2, initial=float("inf")
+    )  # (a, p)
+    farthest = ops.max(d * neg_f, axis=1, keepdims=True, initial=0.0)  # (a, 1)
     has_outside = ops.greater(ops.sum(outside, axis=2), 0.0)
     chosen = ops.where(has_outside, closest_outside, farthest)
     valid = ops.logical_and(pos, ops.expand_dims(ops.any(neg, axis=1), 1))
@@ -404,19 +584,24 @@ def semi_hard_triplet_loss(
 # Diagnostics
 # --------------------------------------------------------------------------- #
 def triplet_diagnostics(
-    labels, embeddings, margin: float = 1.0, squared: bool = False
-) -> Dict[str, "keras.KerasTensor"]:
+    labels: ArrayLike,
+    embeddings: ArrayLike,
+    margin: float = 1.0,
+    squared: bool = False,
+) -> Dict[str, Tensor]:
     """Numbers that reveal collapse and too-easy batches.
 
     Parameters
     ----------
     labels : tensor or array
-        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids.
+        Shape ``(batch,)`` or ``(batch, 1)``, class ids (as in
+        :func:`batch_all_triplet_loss`).
     embeddings : tensor or array
-        Shape ``(batch, dim)``, float.
+        Shape ``(batch, dim)``, float (half precision computed in float32).
     margin : float, default 1.0
         Margin used to call a triplet active.
     squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
 
     Returns
     -------
@@ -425,15 +610,26 @@ def triplet_diagnostics(
         ``mean_norm``: mean L2 norm of the embeddings (near 0 = collapse);
         ``mean_positive_distance`` and ``mean_negative_distance``: mean
         distance over positive and negative pairs (0 if there is none);
-        ``distance_gap``: negative minus positive mean distance.
+        ``distance_gap``: negative minus positive mean distance. All 0 for
+        an empty batch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`batch_all_triplet_loss`.
     """
     margin, d, pos, neg = _prepare(labels, embeddings, margin, squared)
     _, frac = batch_all_triplet_loss(labels, embeddings, margin, squared)
     e = _as_embeddings(embeddings)
     mp, mn = _safe_mean(d, pos), _safe_mean(d, neg)
+    norms = ops.sqrt(ops.sum(ops.square(e), axis=1))
+    # the mean of no norms is NaN: report 0 for an empty batch
+    mean_norm = ops.where(
+        ops.greater(ops.shape(e)[0], 0), ops.mean(norms), ops.zeros((), e.dtype)
+    )
     return {
         "fraction_active": frac,
-        "mean_norm": ops.mean(ops.sqrt(ops.sum(ops.square(e), axis=1))),
+        "mean_norm": mean_norm,
         "mean_positive_distance": mp,
         "mean_negative_distance": mn,
         "distance_gap": mn - mp,
@@ -446,15 +642,55 @@ def triplet_diagnostics(
 class _TripletLossBase(keras.losses.Loss):
     """Shared config handling for the loss classes."""
 
-    def __init__(self, margin: float = 1.0, squared: bool = False, name=None, **kwargs):
+    def __init__(
+        self,
+        margin: float = 1.0,
+        squared: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.margin = _check_margin(margin)
         self.squared = _check_squared(squared)
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({"margin": self.margin, "squared": self.squared})
         return config
+
+
+class _OnePerBatchMixin:
+    """``__call__`` for the online losses, which give one scalar per batch.
+
+    Keras's ``Loss.__call__`` would cast ``y_true`` to the loss dtype
+    (float32), merging class ids above 2**24, and would multiply the batch's
+    single value by ``sample_weight``, which then scales the whole batch
+    instead of weighting samples. Here ``y_true`` is passed on as given
+    (integer ids stay exact) and a ``sample_weight`` or a Keras mask is
+    rejected.
+    """
+
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike = None
+    ) -> Tensor:
+        name = type(self).__name__
+        if sample_weight is not None:
+            shape = getattr(sample_weight, "shape", None)
+            raise ValueError(
+                f"{name} gives one loss per batch, so it cannot weight single "
+                f"samples: got a sample_weight (shape {shape}); pass "
+                "sample_weight=None (in model.fit: no sample weights and no "
+                "class_weight); to weight classes, sample them more or less "
+                "often when building batches"
+            )
+        if getattr(y_pred, "_keras_mask", None) is not None:
+            raise ValueError(
+                f"{name} does not support masked predictions (y_pred carries a "
+                "Keras mask); drop the masking layer before the embedding"
+            )
+        with keras.name_scope(self.name):
+            y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+            return ops.cast(self.call(y_true, y_pred), self.dtype)
 
 
 @keras.saving.register_keras_serializable(package="tripletutils")
@@ -464,102 +700,250 @@ class OfflineTripletLoss(_TripletLossBase):
     Parameters
     ----------
     margin : float, default 1.0
+        Finite, non-negative.
     squared : bool, default True
         Squared Euclidean distances, as in the seed.
+    name : str, default "offline_triplet_loss"
+    **kwargs
+        ``reduction`` and ``dtype`` of :class:`keras.losses.Loss`.
 
     Notes
     -----
     ``y_pred`` has shape ``(batch, 3 * dim)``; the per-triplet loss of
-    :func:`offline_triplet_loss` is averaged over the batch.
+    :func:`offline_triplet_loss` is averaged over the batch. Keras's usual
+    ``sample_weight`` applies: one weight per triplet.
     """
 
     def __init__(
         self,
         margin: float = 1.0,
         squared: bool = True,
-        name="offline_triplet_loss",
-        **kwargs,
-    ):
+        name: str = "offline_triplet_loss",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
         return offline_triplet_loss(y_pred, self.margin, self.squared)
 
 
 @keras.saving.register_keras_serializable(package="tripletutils")
-class BatchAllTripletLoss(_TripletLossBase):
-    """Keras wrapper of :func:`batch_all_triplet_loss` (``y_true`` = labels)."""
+class BatchAllTripletLoss(_OnePerBatchMixin, _TripletLossBase):
+    """Keras wrapper of :func:`batch_all_triplet_loss` (``y_true`` = labels).
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+        Finite, non-negative.
+    squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
+    name : str, default "batch_all_triplet_loss"
+    **kwargs
+        ``reduction`` (no effect: the loss is one scalar per batch) and
+        ``dtype`` (of ``y_pred`` and of the result; default float32) of
+        :class:`keras.losses.Loss`.
+
+    Notes
+    -----
+    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
+    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
+    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
+
+    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
+      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
+      2**24 and 2**24 + 1 stay two classes, in eager calls and in
+      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
+      hold ids below 2**24 exactly: larger ids may already have merged before
+      the loss sees them. Eager calls reject such float labels with a
+      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
+      so keep labels integer or remap the classes to ``0..C-1`` first.
+    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
+      first, so a bfloat16 or float16 model output is scored in float32.
+    * ``sample_weight`` must be None: the loss mines triplets across the
+      whole batch and returns one value, so a per-sample weight has no
+      meaning (Keras would scale the whole batch by it). A ValueError says so;
+      ``class_weight`` in ``model.fit`` is rejected the same way.
+    * An empty batch gives 0 with a zero gradient.
+    """
 
     def __init__(
         self,
         margin: float = 1.0,
         squared: bool = False,
-        name="batch_all_triplet_loss",
-        **kwargs,
-    ):
+        name: str = "batch_all_triplet_loss",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
         return batch_all_triplet_loss(y_true, y_pred, self.margin, self.squared)[0]
 
 
 @keras.saving.register_keras_serializable(package="tripletutils")
-class BatchHardTripletLoss(_TripletLossBase):
-    """Keras wrapper of :func:`batch_hard_triplet_loss` (``y_true`` = labels)."""
+class BatchHardTripletLoss(_OnePerBatchMixin, _TripletLossBase):
+    """Keras wrapper of :func:`batch_hard_triplet_loss` (``y_true`` = labels).
+
+    Anchors without a positive or a negative in the batch are left out of the
+    mean, unlike TensorFlow Addons' ``TripletHardLoss``, which averages over
+    all anchors; see :func:`batch_hard_triplet_loss`.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+        Finite, non-negative.
+    squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
+    name : str, default "batch_hard_triplet_loss"
+    **kwargs
+        ``reduction`` (no effect: the loss is one scalar per batch) and
+        ``dtype`` (of ``y_pred`` and of the result; default float32) of
+        :class:`keras.losses.Loss`.
+
+    Notes
+    -----
+    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
+    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
+    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
+
+    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
+      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
+      2**24 and 2**24 + 1 stay two classes, in eager calls and in
+      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
+      hold ids below 2**24 exactly: larger ids may already have merged before
+      the loss sees them. Eager calls reject such float labels with a
+      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
+      so keep labels integer or remap the classes to ``0..C-1`` first.
+    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
+      first, so a bfloat16 or float16 model output is scored in float32.
+    * ``sample_weight`` must be None: the loss mines triplets across the
+      whole batch and returns one value, so a per-sample weight has no
+      meaning (Keras would scale the whole batch by it). A ValueError says so;
+      ``class_weight`` in ``model.fit`` is rejected the same way.
+    * An empty batch gives 0 with a zero gradient.
+    """
 
     def __init__(
         self,
         margin: float = 1.0,
         squared: bool = False,
-        name="batch_hard_triplet_loss",
-        **kwargs,
-    ):
+        name: str = "batch_hard_triplet_loss",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
         return batch_hard_triplet_loss(y_true, y_pred, self.margin, self.squared)
 
 
 @keras.saving.register_keras_serializable(package="tripletutils")
-class SemiHardTripletLoss(_TripletLossBase):
+class SemiHardTripletLoss(_OnePerBatchMixin, _TripletLossBase):
     """Keras wrapper of :func:`semi_hard_triplet_loss` (``y_true`` = labels).
 
     The mining rule is TensorFlow Addons' ``TripletSemiHardLoss``, not FaceNet's
     selection; see :func:`semi_hard_triplet_loss`.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+        Finite, non-negative.
+    squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
+    name : str, default "semi_hard_triplet_loss"
+    **kwargs
+        ``reduction`` (no effect: the loss is one scalar per batch) and
+        ``dtype`` (of ``y_pred`` and of the result; default float32) of
+        :class:`keras.losses.Loss`.
+
+    Notes
+    -----
+    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
+    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
+    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
+
+    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
+      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
+      2**24 and 2**24 + 1 stay two classes, in eager calls and in
+      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
+      hold ids below 2**24 exactly: larger ids may already have merged before
+      the loss sees them. Eager calls reject such float labels with a
+      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
+      so keep labels integer or remap the classes to ``0..C-1`` first.
+    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
+      first, so a bfloat16 or float16 model output is scored in float32.
+    * ``sample_weight`` must be None: the loss mines triplets across the
+      whole batch and returns one value, so a per-sample weight has no
+      meaning (Keras would scale the whole batch by it). A ValueError says so;
+      ``class_weight`` in ``model.fit`` is rejected the same way.
+    * An empty batch gives 0 with a zero gradient.
     """
 
     def __init__(
         self,
         margin: float = 1.0,
         squared: bool = False,
-        name="semi_hard_triplet_loss",
-        **kwargs,
-    ):
+        name: str = "semi_hard_triplet_loss",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(margin=margin, squared=squared, name=name, **kwargs)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
         return semi_hard_triplet_loss(y_true, y_pred, self.margin, self.squared)
 
 
 @keras.saving.register_keras_serializable(package="tripletutils")
-class SoftMarginTripletLoss(keras.losses.Loss):
+class SoftMarginTripletLoss(_OnePerBatchMixin, keras.losses.Loss):
     """Keras wrapper of :func:`soft_margin_triplet_loss` (``y_true`` = labels).
+
+    Anchors without a positive or a negative in the batch are left out of the
+    mean, unlike TensorFlow Addons' ``TripletHardLoss(soft=True)``; see
+    :func:`soft_margin_triplet_loss`.
 
     Parameters
     ----------
     squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
+    name : str, default "soft_margin_triplet_loss"
+    **kwargs
+        ``reduction`` (no effect: the loss is one scalar per batch) and
+        ``dtype`` (of ``y_pred`` and of the result; default float32) of
+        :class:`keras.losses.Loss`.
+
+    Notes
+    -----
+    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
+    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
+    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
+
+    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
+      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
+      2**24 and 2**24 + 1 stay two classes, in eager calls and in
+      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
+      hold ids below 2**24 exactly: larger ids may already have merged before
+      the loss sees them. Eager calls reject such float labels with a
+      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
+      so keep labels integer or remap the classes to ``0..C-1`` first.
+    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
+      first, so a bfloat16 or float16 model output is scored in float32.
+    * ``sample_weight`` must be None: the loss mines triplets across the
+      whole batch and returns one value, so a per-sample weight has no
+      meaning (Keras would scale the whole batch by it). A ValueError says so;
+      ``class_weight`` in ``model.fit`` is rejected the same way.
+    * An empty batch gives 0 with a zero gradient.
     """
 
     def __init__(
-        self, squared: bool = False, name="soft_margin_triplet_loss", **kwargs
-    ):
+        self,
+        squared: bool = False,
+        name: str = "soft_margin_triplet_loss",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.squared = _check_squared(squared)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
         return soft_margin_triplet_loss(y_true, y_pred, self.squared)
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({"squared": self.squared})
         return config

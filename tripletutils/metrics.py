@@ -23,6 +23,10 @@ is removed from its own references. Queries whose class has no reference
 and counted in the result. Distance ties are broken by reference order
 (stable sort), so results are deterministic.
 
+Bad input raises instead of giving a number: a NaN or inf row among the
+queries or references (NumPy's argmin would rank it nearest to every query),
+a ``k`` that is not an int in range, labels that are not integers.
+
 Imports numpy only, so it can be copied alone.
 """
 
@@ -33,6 +37,84 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 __all__ = ["nearest_neighbours", "retrieval_metrics"]
+
+
+def _check_embeddings(name: str, arr: np.ndarray) -> None:
+    """Raise unless ``arr`` holds real numbers and every row is finite.
+
+    A NaN or inf row would otherwise win (argmin picks NaN) or break the
+    search; integer and bool embeddings are allowed (searched in float64).
+    """
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (float or int), got dtype {arr.dtype}"
+        )
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr).all(axis=1)
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad:
+            raise ValueError(
+                f"{name} must be finite: {n_bad} of {len(arr)} rows hold NaN or "
+                f"inf (first at row {int(np.flatnonzero(bad)[0])})"
+            )
+
+
+def _check_int(name: str, value) -> int:
+    """A Python or NumPy int (not a bool, not a float); TypeError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _check_chunk_size(chunk_size) -> int:
+    chunk_size = _check_int("chunk_size", chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
+    return chunk_size
+
+
+def _check_ks(ks) -> list:
+    """Sorted distinct ints >= 1 from a non-empty sequence."""
+    if isinstance(ks, (int, np.integer, str, bytes)) or not hasattr(ks, "__iter__"):
+        raise TypeError(
+            f"ks must be a sequence of ints such as (1, 5, 10), got "
+            f"{type(ks).__name__} {ks!r}"
+        )
+    ks = tuple(ks)
+    if not ks:
+        raise ValueError("ks must hold at least one k, e.g. ks=(1,); got ks=()")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(
+                f"ks must hold ints, got {type(k).__name__} {k!r} in ks={ks!r}"
+            )
+        if k < 1:
+            raise ValueError(f"ks must hold ints >= 1, got {k} in ks={ks!r}")
+    return sorted({int(k) for k in ks})
+
+
+def _common_int_labels(query_labels: np.ndarray, reference_labels: np.ndarray):
+    """Both label arrays in one integer dtype, so ``==`` is exact.
+
+    NumPy before 2.0 compares ``uint64`` with a signed array in float64, which
+    merges ids above 2**53 (e.g. 2**53 and 2**53 + 1).
+    """
+    dtype = np.promote_types(query_labels.dtype, reference_labels.dtype)
+    if dtype.kind == "f":  # uint64 mixed with a signed type
+        both = (query_labels, reference_labels)
+        if all(a.size == 0 or a.max() <= np.iinfo(np.int64).max for a in both):
+            dtype = np.dtype(np.int64)
+        elif all(a.size == 0 or a.min() >= 0 for a in both):
+            dtype = np.dtype(np.uint64)
+        else:
+            raise ValueError(
+                "query_labels and reference_labels cannot share one integer type "
+                "(uint64 ids above 2**63 mixed with negative ids): remap the "
+                "classes to 0..C-1 first"
+            )
+    return query_labels.astype(dtype, copy=False), reference_labels.astype(
+        dtype, copy=False
+    )
 
 
 def _check(queries, query_labels, references, reference_labels):
@@ -59,6 +141,9 @@ def _check(queries, query_labels, references, reference_labels):
         )
     if len(queries) == 0 or len(references) == 0:
         raise ValueError("queries and references must not be empty")
+    _check_embeddings("queries", queries)
+    if references is not queries:
+        _check_embeddings("references", references)
 
 
 def nearest_neighbours(
@@ -73,9 +158,9 @@ def nearest_neighbours(
     Parameters
     ----------
     queries : numpy.ndarray
-        Shape ``(Q, dim)``, float.
+        Shape ``(Q, dim)``, float (or int); every row finite.
     references : numpy.ndarray
-        Shape ``(N, dim)``, float.
+        Shape ``(N, dim)``, float (or int); every row finite.
     k : int
         Neighbours per query, ``1 <= k <= N`` (``N - 1`` when ``same_set``).
     same_set : bool, default False
@@ -92,11 +177,20 @@ def nearest_neighbours(
 
     Raises
     ------
-    TypeError, ValueError
-        On arrays of the wrong type or shape, or ``k`` out of range.
+    TypeError
+        If an array is not a numpy array of real numbers, or ``k``,
+        ``same_set`` or ``chunk_size`` has the wrong type.
+    ValueError
+        On a wrong shape, a row holding NaN or inf (the message names the
+        argument and counts the rows), embeddings too large to square,
+        ``k`` out of range, or ``same_set=True`` with references that are not
+        the queries.
     """
     if not isinstance(queries, np.ndarray) or not isinstance(references, np.ndarray):
-        raise TypeError("queries and references must be numpy arrays")
+        raise TypeError(
+            "queries and references must be numpy arrays, got "
+            f"{type(queries).__name__} and {type(references).__name__}"
+        )
     if (
         queries.ndim != 2
         or references.ndim != 2
@@ -106,21 +200,24 @@ def nearest_neighbours(
             f"queries and references must be (Q, dim) and (N, dim), "
             f"got {queries.shape} and {references.shape}"
         )
+    if not isinstance(same_set, (bool, np.bool_)):
+        raise TypeError(f"same_set must be a bool, got {type(same_set).__name__}")
+    _check_embeddings("queries", queries)
+    if references is not queries:
+        _check_embeddings("references", references)
     if same_set and queries.shape != references.shape:
         raise ValueError("same_set=True needs queries and references of the same shape")
+    if same_set and references is not queries:
+        if not np.array_equal(queries, references):
+            raise ValueError(
+                "same_set=True needs references identical to queries (same rows "
+                "in the same order); pass same_set=False for two different sets"
+            )
     available = len(references) - (1 if same_set else 0)
-    if (
-        isinstance(k, bool)
-        or not isinstance(k, (int, np.integer))
-        or not 1 <= k <= available
-    ):
+    k = _check_int("k", k)
+    if not 1 <= k <= available:
         raise ValueError(f"k must be an int in 1..{available}, got {k!r}")
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, int)
-        or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    chunk_size = _check_chunk_size(chunk_size)
     out = np.empty((len(queries), k), dtype=np.int64)
     for start, block in _neighbour_blocks(queries, references, k, same_set, chunk_size):
         out[start : start + len(block)] = block
@@ -139,8 +236,19 @@ def _neighbour_blocks(queries, references, k, same_set, chunk_size):
     dtype = np.result_type(queries.dtype, references.dtype, np.float32)
     q = np.ascontiguousarray(queries, dtype=dtype)
     r = np.ascontiguousarray(references, dtype=dtype)
-    r_sq = np.einsum("ij,ij->i", r, r)
-    q_sq = np.einsum("ij,ij->i", q, q)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r_sq = np.einsum("ij,ij->i", r, r)
+        q_sq = np.einsum("ij,ij->i", q, q)
+    # |q|^2 + |r|^2 <= max / 2 keeps -2 q.r and the sums finite
+    limit = np.finfo(dtype).max / 4
+    for name, sq in (("queries", q_sq), ("references", r_sq)):
+        too_big = ~(sq <= limit)  # also catches inf and NaN from overflow
+        if too_big.any():
+            raise ValueError(
+                f"{name} are too large for squared distances in {dtype}: "
+                f"{int(too_big.sum())} of {len(sq)} rows have a squared norm "
+                f"above {limit:.3g}; scale the embeddings down"
+            )
     buf = np.empty((min(chunk_size, len(q)), len(r)), dtype=dtype)
     scratch = np.empty_like(buf)
     for start in range(0, len(q), chunk_size):
@@ -206,17 +314,20 @@ def retrieval_metrics(
     Parameters
     ----------
     queries : numpy.ndarray
-        Query embeddings, shape ``(Q, dim)``.
+        Query embeddings, shape ``(Q, dim)``, float (or int); every row finite.
     query_labels : numpy.ndarray
-        Integer classes of the queries, shape ``(Q,)``.
+        Integer classes of the queries, shape ``(Q,)``, any integer dtype
+        (ids are compared exactly, also above 2**53).
     references, reference_labels : numpy.ndarray, optional
-        Reference embeddings ``(N, dim)`` and classes ``(N,)``. When omitted,
-        the queries are their own references, each query excluded from its
-        own ranking (leave-one-out).
+        Reference embeddings ``(N, dim)`` (every row finite) and integer
+        classes ``(N,)``. When omitted, the queries are their own references,
+        each query excluded from its own ranking (leave-one-out).
     ks : sequence of int, default (1, 5, 10)
-        The ``k`` of Precision@k and Recall@k; each at most the number of
-        references available to a query.
+        The ``k`` of Precision@k and Recall@k: a non-empty sequence of ints
+        (not bools), each ``>= 1`` and at most the number of references
+        available to a query (``N``, or ``Q - 1`` leave-one-out).
     chunk_size : int, default 1024
+        Queries per matrix product, ``>= 1``.
 
     Returns
     -------
@@ -228,8 +339,16 @@ def retrieval_metrics(
 
     Raises
     ------
-    TypeError, ValueError
-        On mismatched shapes, labels given for only one side, or a bad ``k``.
+    TypeError
+        If an argument is not a numpy array, embeddings are not real numbers,
+        labels are not integers, ``ks`` is not a sequence of ints or
+        ``chunk_size`` is not an int.
+    ValueError
+        On mismatched shapes, labels given for only one side, a row of
+        ``queries`` or ``references`` holding NaN or inf (the message names
+        the argument and counts the rows), embeddings too large to square, an
+        empty ``ks``, a ``k`` below 1 or above the references available, or
+        no query with a reference of its class.
     """
     if (references is None) != (reference_labels is None):
         raise ValueError("give both references and reference_labels, or neither")
@@ -243,7 +362,9 @@ def retrieval_metrics(
     ):
         if not np.issubdtype(labels.dtype, np.integer):
             raise TypeError(f"{name} must hold integer classes, got {labels.dtype}")
-    ks = sorted({int(k) for k in ks})
+    query_labels, reference_labels = _common_int_labels(query_labels, reference_labels)
+    ks = _check_ks(ks)
+    chunk_size = _check_chunk_size(chunk_size)
     classes, counts = np.unique(reference_labels, return_counts=True)
     count_of = dict(zip(classes.tolist(), counts.tolist()))
     r = np.array([count_of.get(int(c), 0) for c in query_labels], dtype=np.int64)
