@@ -74,3 +74,30 @@ def test_colab_cell_keeps_colabs_tensorflow_and_is_hidden(nb):
     assert '"tripletutils @ git+{REPO}"' in pip
     assert 'version("tensorflow") == tf_before' in source
     assert first.get("outputs", []) == [], "the cell must print nothing off Colab"
+
+
+#: Calls that list a folder's contents: their output grows with what earlier runs
+#: (of this chapter or of others) left on disk.
+LISTING = re.compile(r"\.(iterdir|glob|rglob)\(|os\.listdir\(|os\.scandir\(|os\.walk\(")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_compared_cells_do_not_list_shared_folders(nb):
+    """A compared cell lists a folder only after the chapter has emptied one.
+
+    (``shutil.rmtree`` in that cell or an earlier one: the chapter's own run
+    folder, so that the listing shows this run's files only.)
+    """
+    emptied = False
+    for i, cell in enumerate(_cells(nb)):
+        if cell["cell_type"] != "code":
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        src = _source(cell)
+        emptied = emptied or "rmtree(" in src
+        if "nbval-ignore-output" in tags or not LISTING.search(src):
+            continue
+        assert emptied, (
+            f"cell {i} lists a folder that earlier runs may have filled; empty it "
+            "first (shutil.rmtree) or list only this run's files"
+        )
