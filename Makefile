@@ -9,6 +9,7 @@
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
 #   make bench    python -m tripletutils.bench -> notebooks/bench/cpu_2cores.json
+#   make experiments [NAME=...]  repeated-seed runs -> notebooks/results/NAME.json
 #   make lint     ruff (format and lint), actionlint and zizmor on the workflows,
 #                 CITATION.cff validated by cffconvert
 #   make browser  Debian's chromium + chromium-driver for the browser tests (root)
@@ -32,7 +33,7 @@ JB := $(VENV)/bin/jupyter-book
 # Jupyter Book resolves local extensions relative to the config file's folder.
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
-.PHONY: setup lock test unit unit-all nbval book html browser booktests outputs bench clean \
+.PHONY: setup lock test unit unit-all nbval experiments book html browser booktests outputs bench clean \
 	lint citation lab publish test-oldest repo-url
 
 setup: $(STAMP)
@@ -111,6 +112,11 @@ booktests: setup html
 	@command -v chromedriver >/dev/null || [ -n "$$CHROMEDRIVER" ] || \
 	    echo "No chromedriver: the browser tests will be skipped; run 'make browser'."
 	TRIPLETUTILS_REQUIRE_BOOK=1 $(PY) -m pytest -m book tests
+
+# Repeated runs over seeds, the committed data the chapters read (not run by CI).
+# NAME=seed_reproduction runs one; without NAME, all of them.
+experiments: setup
+	$(PY) -m tripletutils.experiments $(NAME)
 
 outputs: setup
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \

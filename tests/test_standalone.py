@@ -95,7 +95,13 @@ CALLS = {
 }
 
 #: Modules that build on the others: the README says so.
-BUILD_ON_OTHERS = {"monitor.py", "training.py", "recipes.py", "bench.py"}
+BUILD_ON_OTHERS = {
+    "monitor.py",
+    "training.py",
+    "recipes.py",
+    "bench.py",
+    "experiments.py",
+}
 
 
 def test_every_module_is_listed_once():

@@ -727,22 +727,9 @@ class OfflineTripletLoss(_TripletLossBase):
         return offline_triplet_loss(y_pred, self.margin, self.squared)
 
 
-@keras.saving.register_keras_serializable(package="tripletutils")
-class BatchAllTripletLoss(_OnePerBatchMixin, _TripletLossBase):
-    """Keras wrapper of :func:`batch_all_triplet_loss` (``y_true`` = labels).
-
-    Parameters
-    ----------
-    margin : float, default 1.0
-        Finite, non-negative.
-    squared : bool, default False
-        Squared Euclidean distances instead of plain ones.
-    name : str, default "batch_all_triplet_loss"
-    **kwargs
-        ``reduction`` (no effect: the loss is one scalar per batch) and
-        ``dtype`` (of ``y_pred`` and of the result; default float32) of
-        :class:`keras.losses.Loss`.
-
+#: The Notes section shared by the four online Keras loss classes (appended to
+#: their docstrings below).
+_ONLINE_LOSS_NOTES = """
     Notes
     -----
     Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
@@ -764,6 +751,24 @@ class BatchAllTripletLoss(_OnePerBatchMixin, _TripletLossBase):
       meaning (Keras would scale the whole batch by it). A ValueError says so;
       ``class_weight`` in ``model.fit`` is rejected the same way.
     * An empty batch gives 0 with a zero gradient.
+"""
+
+
+@keras.saving.register_keras_serializable(package="tripletutils")
+class BatchAllTripletLoss(_OnePerBatchMixin, _TripletLossBase):
+    """Keras wrapper of :func:`batch_all_triplet_loss` (``y_true`` = labels).
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+        Finite, non-negative.
+    squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
+    name : str, default "batch_all_triplet_loss"
+    **kwargs
+        ``reduction`` (no effect: the loss is one scalar per batch) and
+        ``dtype`` (of ``y_pred`` and of the result; default float32) of
+        :class:`keras.losses.Loss`.
     """
 
     def __init__(
@@ -798,28 +803,6 @@ class BatchHardTripletLoss(_OnePerBatchMixin, _TripletLossBase):
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
         :class:`keras.losses.Loss`.
-
-    Notes
-    -----
-    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
-    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
-    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
-
-    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
-      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
-      2**24 and 2**24 + 1 stay two classes, in eager calls and in
-      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
-      hold ids below 2**24 exactly: larger ids may already have merged before
-      the loss sees them. Eager calls reject such float labels with a
-      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
-      so keep labels integer or remap the classes to ``0..C-1`` first.
-    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
-      first, so a bfloat16 or float16 model output is scored in float32.
-    * ``sample_weight`` must be None: the loss mines triplets across the
-      whole batch and returns one value, so a per-sample weight has no
-      meaning (Keras would scale the whole batch by it). A ValueError says so;
-      ``class_weight`` in ``model.fit`` is rejected the same way.
-    * An empty batch gives 0 with a zero gradient.
     """
 
     def __init__(
@@ -853,28 +836,6 @@ class SemiHardTripletLoss(_OnePerBatchMixin, _TripletLossBase):
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
         :class:`keras.losses.Loss`.
-
-    Notes
-    -----
-    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
-    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
-    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
-
-    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
-      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
-      2**24 and 2**24 + 1 stay two classes, in eager calls and in
-      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
-      hold ids below 2**24 exactly: larger ids may already have merged before
-      the loss sees them. Eager calls reject such float labels with a
-      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
-      so keep labels integer or remap the classes to ``0..C-1`` first.
-    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
-      first, so a bfloat16 or float16 model output is scored in float32.
-    * ``sample_weight`` must be None: the loss mines triplets across the
-      whole batch and returns one value, so a per-sample weight has no
-      meaning (Keras would scale the whole batch by it). A ValueError says so;
-      ``class_weight`` in ``model.fit`` is rejected the same way.
-    * An empty batch gives 0 with a zero gradient.
     """
 
     def __init__(
@@ -907,28 +868,6 @@ class SoftMarginTripletLoss(_OnePerBatchMixin, keras.losses.Loss):
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
         :class:`keras.losses.Loss`.
-
-    Notes
-    -----
-    Call as ``loss(y_true, y_pred)`` with ``y_true`` the class ids, shape
-    ``(batch,)`` or ``(batch, 1)``, and ``y_pred`` the embeddings, shape
-    ``(batch, dim)``; the result is a scalar of ``dtype`` (float32 default).
-
-    * Labels: unlike other Keras losses, ``y_true`` is *not* cast to float32,
-      so integer ids (int32, int64, uint64, ...) are compared exactly, e.g.
-      2**24 and 2**24 + 1 stay two classes, in eager calls and in
-      ``model.fit``. Float ``y_true`` (float32 labels in the dataset) can only
-      hold ids below 2**24 exactly: larger ids may already have merged before
-      the loss sees them. Eager calls reject such float labels with a
-      ValueError; inside ``model.fit`` (a traced graph) they cannot be checked,
-      so keep labels integer or remap the classes to ``0..C-1`` first.
-    * Half precision: ``y_pred`` is cast to ``dtype`` (float32 by default)
-      first, so a bfloat16 or float16 model output is scored in float32.
-    * ``sample_weight`` must be None: the loss mines triplets across the
-      whole batch and returns one value, so a per-sample weight has no
-      meaning (Keras would scale the whole batch by it). A ValueError says so;
-      ``class_weight`` in ``model.fit`` is rejected the same way.
-    * An empty batch gives 0 with a zero gradient.
     """
 
     def __init__(
@@ -947,3 +886,9 @@ class SoftMarginTripletLoss(_OnePerBatchMixin, keras.losses.Loss):
         config = super().get_config()
         config.update({"squared": self.squared})
         return config
+
+
+BatchAllTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
+BatchHardTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
+SemiHardTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
+SoftMarginTripletLoss.__doc__ += _ONLINE_LOSS_NOTES

@@ -1,0 +1,109 @@
+"""Repeated runs: intervals against hand computations, the results file round trip."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tripletutils import experiments as X
+
+
+def test_t_interval_hand_computed():
+    r = X.t_interval([1.0, 2.0, 3.0])
+    # t_{0.975, 2} = 4.302652729911275 (tables); sd = 1
+    half = 4.302652729911275 / math.sqrt(3)
+    assert r["n"] == 3 and r["mean"] == 2.0 and r["sd"] == pytest.approx(1.0)
+    assert r["low"] == pytest.approx(2.0 - half) and r["high"] == pytest.approx(
+        2 + half
+    )
+    r90 = X.t_interval([1.0, 2.0, 3.0], confidence=0.9)  # t_{0.95, 2} = 2.919986
+    assert r90["high"] - 2.0 == pytest.approx(2.919985580355516 / math.sqrt(3))
+
+
+@pytest.mark.parametrize(
+    "values, confidence, error, match",
+    [
+        ([1.0], 0.95, ValueError, "at least 2"),
+        ([[1.0, 2.0]], 0.95, ValueError, "1-D"),
+        ([1.0, float("nan")], 0.95, ValueError, "1 non-finite"),
+        ([1.0, 2.0], 1.0, ValueError, r"in \(0, 1\)"),
+        ([1.0, 2.0], "high", TypeError, "confidence must be a float"),
+    ],
+)
+def test_t_interval_rejects_bad_input(values, confidence, error, match):
+    with pytest.raises(error, match=match):
+        X.t_interval(values, confidence)
+
+
+def test_bootstrap_interval_covers_the_mean_and_is_seeded():
+    hits = np.r_[np.ones(970), np.zeros(30)]  # an accuracy of 0.97 on 1,000 queries
+    r = X.bootstrap_interval(hits, seed=0)
+    assert r["mean"] == pytest.approx(0.97) and r["n"] == 1000
+    # the normal approximation: 0.97 -/+ 1.96 * sqrt(0.97 * 0.03 / 1000)
+    half = 1.96 * math.sqrt(0.97 * 0.03 / 1000)
+    assert r["low"] == pytest.approx(0.97 - half, abs=3e-3)
+    assert r["high"] == pytest.approx(0.97 + half, abs=3e-3)
+    assert X.bootstrap_interval(hits, seed=0) == r
+    with pytest.raises(ValueError, match="resamples"):
+        X.bootstrap_interval(hits, resamples=10)
+
+
+def _tiny_mnist():
+    rng = np.random.default_rng(0)
+
+    def part(n):
+        y = np.arange(n) % 10
+        x = rng.random((n, 28, 28, 1)).astype(np.float32) * 0.2
+        for i, c in enumerate(y):
+            x[i, 2 * c : 2 * c + 3, :, 0] += 0.8
+        return x, y.astype(np.uint8)
+
+    return part(400), part(200)
+
+
+@pytest.mark.slow
+def test_run_experiment_writes_and_loads(tmp_path):
+    logged = []
+    result = X.run_experiment(
+        "seed_reproduction",
+        seeds=[0, 1],
+        mnist=_tiny_mnist(),
+        folder=tmp_path,
+        log=logged.append,
+    )
+    assert len(logged) == 2 and [r["seed"] for r in result["runs"]] == [0, 1]
+    saved = X.load_results("seed_reproduction", tmp_path)
+    assert saved == json.loads(json.dumps(result))
+    assert "make experiments NAME=seed_reproduction" in saved["command"]
+    for run in saved["runs"]:
+        for protocol in ("seed_protocol", "book_split"):
+            m = run["metrics"][protocol]
+            assert 0.0 <= m["seed_metric"] <= 1.0 and len(m["per_class"]) == 10
+            assert np.mean(m["per_class"]) == pytest.approx(m["seed_metric"])
+        seed_n = run["metrics"]["seed_protocol"]["train_triplets"]
+        assert seed_n > run["metrics"]["book_split"]["train_triplets"]
+    # the same seed gives the same model: deterministic on CPU
+    again = X.run_experiment(
+        "seed_reproduction", seeds=[1], mnist=_tiny_mnist(), folder=tmp_path / "b"
+    )
+    assert (
+        again["runs"][0]["metrics"]["book_split"]["seed_metric"]
+        == (result["runs"][1]["metrics"]["book_split"]["seed_metric"])
+    )
+
+
+def test_load_results_refuses_stale_or_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make experiments NAME=seed_rep"):
+        X.load_results("seed_reproduction", tmp_path)
+    (tmp_path / "seed_reproduction.json").write_text(
+        json.dumps({"config_hash": "0123456789abcdef", "runs": []})
+    )
+    with pytest.raises(ValueError, match="another configuration"):
+        X.load_results("seed_reproduction", tmp_path)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        X.load_results("nope", tmp_path)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        X.run_experiment("nope", folder=tmp_path)
+    with pytest.raises(ValueError, match="seeds must be"):
+        X.run_experiment("seed_reproduction", seeds=[], folder=tmp_path)

@@ -1,0 +1,409 @@
+"""Repeated runs as code, results as committed data.
+
+An *experiment* trains and scores the same configuration over several seeds.
+:func:`run_experiment` runs one and writes ``notebooks/results/<name>.json``:
+the configuration and its hash, every seed's metrics and times, the package
+version, the machine and the command that made the file. The chapters read
+these files (:func:`load_results`) for their multi-seed tables and plots, and
+check one live run against them. Intervals:
+
+* :func:`t_interval`: mean and 95 % t-interval across seeds (the spread of a
+  *recipe*);
+* :func:`bootstrap_interval`: a bootstrap 95 % interval over test queries (the
+  uncertainty of *one model's* metric on a finite test set).
+
+``python -m tripletutils.experiments [NAME ...]`` (``make experiments``) runs
+them. The experiments so far:
+
+* ``seed_reproduction``: the seed's recipe over 10 seeds, under the seed's own
+  protocol (all 60,000 training images, its 54,200 offline triplets) and
+  under the book's split (54,000 training images), each scored with the seed's
+  metric on the seed's 8,910 test triplets (chapter 5).
+
+This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import __version__
+from .bench import hardware_info
+from .data import load_mnist
+from .evaluation import embed, per_class_report, seed_metric, triplet_gaps
+from .recipes import SEED_RECIPE
+from .sampling import seed_offline_triplets, split_indices
+from .training import recipe_inputs, train
+
+__all__ = [
+    "RESULTS",
+    "SEED_REPORTED",
+    "Experiment",
+    "EXPERIMENTS",
+    "t_interval",
+    "bootstrap_interval",
+    "run_experiment",
+    "load_results",
+    "main",
+]
+
+#: Where the committed results live (relative to the repository root).
+RESULTS = Path("notebooks") / "results"
+
+#: The seed's published evaluation (SpikeKing/triplet-loss-mnist, README,
+#: section "验证"): per-class "acc" on its 8,910 test triplets (891 a class), and
+#: their overall value. Cited figures, not results of this book.
+SEED_REPORTED: Dict[str, object] = {
+    "source": "https://github.com/SpikeKing/triplet-loss-mnist#验证",
+    "per_class": [
+        0.996632996633,
+        0.99214365881,
+        0.991021324355,
+        0.995510662177,
+        0.991021324355,
+        0.994388327722,
+        0.995510662177,
+        0.989898989899,
+        0.979797979798,
+        0.985409652076,
+    ],
+    "overall": 0.9911,
+}
+
+
+def _check_values(values, name: str = "values") -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or len(v) < 2:
+        raise ValueError(f"{name} must be 1-D with at least 2 entries, got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(
+            f"{name} must be finite, got {int((~np.isfinite(v)).sum())} "
+            "non-finite entries"
+        )
+    return v
+
+
+def _check_confidence(confidence: float) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+        raise TypeError(f"confidence must be a float, got {type(confidence).__name__}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return float(confidence)
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> Dict[str, float]:
+    """Mean and Student-t confidence interval of the mean, across seeds.
+
+    Parameters
+    ----------
+    values : sequence of float
+        One metric per seed, shape ``(n,)`` with ``n >= 2``, all finite.
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    dict of str to float
+        ``n``, ``mean``, ``sd`` (sample standard deviation, ``ddof=1``),
+        ``low`` and ``high``: ``mean -/+ t_{(1+c)/2, n-1} * sd / sqrt(n)``.
+
+    Raises
+    ------
+    ValueError
+        On fewer than 2 values, a non-finite value or a confidence outside (0, 1).
+    """
+    from scipy import stats
+
+    v = _check_values(values)
+    c = _check_confidence(confidence)
+    mean, sd = float(v.mean()), float(v.std(ddof=1))
+    half = float(stats.t.ppf((1 + c) / 2, len(v) - 1)) * sd / math.sqrt(len(v))
+    return {
+        "n": len(v),
+        "mean": mean,
+        "sd": sd,
+        "low": mean - half,
+        "high": mean + half,
+    }
+
+
+def bootstrap_interval(
+    per_query: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """Percentile bootstrap interval of a mean over test queries (one model).
+
+    Parameters
+    ----------
+    per_query : sequence of float
+        The metric's value per query, shape ``(Q,)`` (e.g. 1.0 where the nearest
+        neighbour has the query's label, else 0.0): the metric is their mean.
+    confidence : float, default 0.95
+    resamples : int, default 2000
+        Bootstrap resamples (queries drawn with replacement).
+    seed : int, default 0
+
+    Returns
+    -------
+    dict of str to float
+        ``n``, ``mean``, ``low``, ``high``.
+    """
+    v = _check_values(per_query, "per_query")
+    c = _check_confidence(confidence)
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int >= 100, got {resamples!r}")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 100):  # bounded memory: 100 x Q at a time
+        stop = min(start + 100, resamples)
+        idx = rng.integers(0, len(v), size=(stop - start, len(v)))
+        means[start:stop] = v[idx].mean(axis=1)
+    low, high = np.quantile(means, [(1 - c) / 2, (1 + c) / 2])
+    return {
+        "n": len(v),
+        "mean": float(v.mean()),
+        "low": float(low),
+        "high": float(high),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A configuration trained and scored once per seed.
+
+    Attributes
+    ----------
+    name : str
+        The results file is ``<name>.json``.
+    description : str
+    seeds : tuple of int
+    config : dict
+        JSON-serialisable: everything that defines the runs (hashed).
+    run : callable
+        ``run(seed, mnist) -> dict`` of JSON-serialisable metrics for one seed;
+        ``mnist`` is what :func:`tripletutils.data.load_mnist` returns.
+    """
+
+    name: str
+    description: str
+    seeds: Tuple[int, ...]
+    config: Dict
+    run: Callable[[int, tuple], Dict]
+
+
+def _seed_reproduction_run(seed: int, mnist: tuple) -> Dict:
+    (x_all, y_all), (x_test, y_test) = mnist
+    fixed = seed_offline_triplets(y_test, seed=1)  # chapter 5's test triplets
+    own = seed_offline_triplets(y_test, seed=seed + 1)  # drawn anew per seed
+    train_idx, _ = split_indices(y_all, 0.1, seed=0)  # the book's split
+    protocols = {
+        "seed_protocol": (x_all, y_all),
+        "book_split": (x_all[train_idx], y_all[train_idx]),
+    }
+    out = {}
+    for protocol, (x, y) in protocols.items():
+        net, _, history = train(SEED_RECIPE, x, y, seed=seed)
+        e = embed(net, recipe_inputs(SEED_RECIPE, x_test))
+        gaps = triplet_gaps(e, fixed, squared=True)
+        report = per_class_report(gaps, y_test[fixed[:, 0]])
+        out[protocol] = {
+            "seed_metric": seed_metric(gaps),
+            "seed_metric_own_triplets": seed_metric(triplet_gaps(e, own, squared=True)),
+            "per_class": [float(row["acc"]) for row in report],
+            "train_triplets": len(seed_offline_triplets(y, seed=seed)),
+            "fit_seconds": history["fit_seconds"],
+        }
+    return out
+
+
+#: The named experiments.
+EXPERIMENTS: Dict[str, Experiment] = {
+    "seed_reproduction": Experiment(
+        name="seed_reproduction",
+        description=(
+            "The seed's recipe over 10 seeds: trained on all 60,000 training "
+            "images (the seed's protocol) and on the book's 54,000-image split; "
+            "the seed's metric on the seed's 8,910 test triplets (chapter 5's, "
+            "drawn with seed 1, and drawn anew per run)."
+        ),
+        seeds=tuple(range(10)),
+        config={
+            "recipe": dataclasses.asdict(SEED_RECIPE),
+            "protocols": {
+                "seed_protocol": "all 60,000 training images",
+                "book_split": "split_indices(y_train, 0.1, seed=0)[0]",
+            },
+            "test_triplets": "seed_offline_triplets(y_test, seed=1); "
+            "own: seed=run seed + 1",
+        },
+        run=_seed_reproduction_run,
+    ),
+}
+
+
+def _config_hash(config: Dict) -> str:
+    text = json.dumps(config, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_experiment(
+    name: str,
+    seeds: Optional[Sequence[int]] = None,
+    mnist: Optional[tuple] = None,
+    folder: Union[str, Path] = RESULTS,
+    log: Callable[[str], None] = print,
+) -> Dict:
+    """Run a named experiment over its seeds and write ``<folder>/<name>.json``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`EXPERIMENTS`.
+    seeds : sequence of int, optional
+        Default: the experiment's own seeds.
+    mnist : tuple, optional
+        ``((x_train, y_train), (x_test, y_test))``; default
+        :func:`tripletutils.data.load_mnist()`.
+    folder : str or Path, default ``notebooks/results``
+    log : callable, default print
+        Receives one line per finished seed.
+
+    Returns
+    -------
+    dict
+        What was written: ``name``, ``description``, ``command``, ``config``,
+        ``config_hash``, ``package_version``, ``machine``, ``date``,
+        ``seconds`` (whole experiment) and ``runs`` (one dict per seed:
+        ``seed``, ``seconds``, ``metrics``).
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    exp = EXPERIMENTS[name]
+    seeds = tuple(exp.seeds if seeds is None else seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    if mnist is None:
+        mnist = load_mnist()
+    started = time.perf_counter()
+    runs: List[Dict] = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        metrics = exp.run(seed, mnist)
+        runs.append(
+            {"seed": seed, "seconds": time.perf_counter() - t0, "metrics": metrics}
+        )
+        log(f"{name}: seed {seed} done in {runs[-1]['seconds']:.0f} s")
+    result = {
+        "name": name,
+        "description": exp.description,
+        "command": f"python -m tripletutils.experiments {name}  (make experiments "
+        f"NAME={name})",
+        "config": exp.config,
+        "config_hash": _config_hash(exp.config),
+        "package_version": __version__,
+        "machine": hardware_info(),
+        "python": platform.python_version(),
+        "date": datetime.date.today().isoformat(),
+        "seconds": time.perf_counter() - started,
+        "runs": runs,
+    }
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(path)
+    return result
+
+
+def load_results(name: str, folder: Union[str, Path] = RESULTS) -> Dict:
+    """Read ``<folder>/<name>.json`` and check it against the experiment's code.
+
+    Parameters
+    ----------
+    name : str
+    folder : str or Path, default ``notebooks/results``
+        From a chapter (run in ``notebooks/``): ``"results"``.
+
+    Returns
+    -------
+    dict
+        As :func:`run_experiment` wrote it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing (``make experiments NAME=<name>`` makes it).
+    ValueError
+        If its configuration hash no longer matches the experiment's
+        configuration (the code changed since the file was made).
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    path = Path(folder) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: run `make experiments NAME={name}` to make it"
+        )
+    result = json.loads(path.read_text())
+    expected = _config_hash(EXPERIMENTS[name].config)
+    if result.get("config_hash") != expected:
+        raise ValueError(
+            f"{path} was made with another configuration (hash "
+            f"{result.get('config_hash')}, the code's is {expected}): run "
+            f"`make experiments NAME={name}` again"
+        )
+    return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m tripletutils.experiments [NAME ...]``: run experiments.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Experiment names (default: all), ``--folder PATH`` (default
+        ``notebooks/results``), ``--seeds N`` (only the first N seeds, for a
+        quick check; the committed files use all).
+
+    Returns
+    -------
+    int
+        0 on success.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tripletutils.experiments", description=main.__doc__
+    )
+    parser.add_argument("names", nargs="*", help="experiments to run (default: all)")
+    parser.add_argument("--folder", default=str(RESULTS))
+    parser.add_argument("--seeds", type=int, default=None)
+    args = parser.parse_args(argv)
+    names = args.names or sorted(EXPERIMENTS)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        parser.error(f"unknown experiments {unknown}; known: {sorted(EXPERIMENTS)}")
+    for name in names:
+        seeds = EXPERIMENTS[name].seeds
+        if args.seeds is not None:
+            seeds = seeds[: args.seeds]
+        result = run_experiment(name, seeds=seeds, folder=args.folder)
+        print(f"{name}: {len(result['runs'])} seeds in {result['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
