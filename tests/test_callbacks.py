@@ -65,3 +65,14 @@ def test_monitor_records_match_direct_computation(tiny_data):
         Monitor(net, x, y[:-1])
     with pytest.raises(ValueError, match="every"):
         Monitor(net, x, y, every=0)
+
+
+def test_monitor_probe_takes_every_class_in_turn():
+    net = build_recipe_net(Recipe("r", embedding_dim=8), seed=0)
+    y = np.repeat(np.arange(4), 10)  # sorted by class, as the chapters' sets are
+    x = np.zeros((40, 28, 28, 1), np.float32)
+    mon = Monitor(net, x, y, probe_size=8)
+    assert y[mon.probe].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert mon.probe.tolist() == [0, 10, 20, 30, 1, 11, 21, 31]
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        Monitor(net, x, np.zeros(40, np.int64))

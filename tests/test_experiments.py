@@ -73,8 +73,10 @@ def test_run_experiment_writes_and_loads(tmp_path):
         log=logged.append,
     )
     assert len(logged) == 2 and [r["seed"] for r in result["runs"]] == [0, 1]
-    saved = X.load_results("seed_reproduction", tmp_path)
-    assert saved == json.loads(json.dumps(result))
+    saved = json.loads((tmp_path / "seed_reproduction.json").read_text())
+    assert saved == json.loads(json.dumps(result)) and saved["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match=r"holds seeds \[0, 1\]"):
+        X.load_results("seed_reproduction", tmp_path)  # not the experiment's 10
     assert "make experiments NAME=seed_reproduction" in saved["command"]
     for run in saved["runs"]:
         for protocol in ("seed_protocol", "book_split"):
@@ -107,3 +109,27 @@ def test_load_results_refuses_stale_or_missing_files(tmp_path):
         X.run_experiment("nope", folder=tmp_path)
     with pytest.raises(ValueError, match="seeds must be"):
         X.run_experiment("seed_reproduction", seeds=[], folder=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["seed_reproduction", "--seeds", "0", "--folder", "x"], "at least 1"),
+        (["seed_reproduction", "--seeds", "1"], "give a --folder"),
+        (["nope", "--folder", "x"], "unknown experiments"),
+    ],
+)
+def test_main_rejects_bad_arguments(argv, match, capsys):
+    with pytest.raises(SystemExit):
+        X.main(argv)
+    assert match in capsys.readouterr().err
+
+
+def test_load_results_refuses_a_quick_run(tmp_path):
+    config_hash = X._config_hash(X.EXPERIMENTS["seed_reproduction"].config)
+    runs = [{"seed": 0, "seconds": 1.0, "metrics": {}}]
+    (tmp_path / "seed_reproduction.json").write_text(
+        json.dumps({"config_hash": config_hash, "runs": runs})
+    )
+    with pytest.raises(ValueError, match=r"holds seeds \[0\]"):
+        X.load_results("seed_reproduction", tmp_path)

@@ -1,6 +1,7 @@
 """The one training stack: Recipe, its builders and train()."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -46,16 +47,76 @@ def test_equal_budget_per_step():
         (dict(dropout=1.0), ValueError, "dropout"),
         (dict(steps=None), ValueError, "needs a triplet scheme"),
         (dict(steps=10, epochs=2), ValueError, "epochs must be 1"),
-        (dict(precision="float8"), ValueError, "dtype policy"),
+        (dict(precision="float8"), ValueError, "precision must be one of"),
         (dict(fused=True), ValueError, "triplet schemes only"),
         (dict(squared=1), TypeError, "squared must be a bool"),
         (dict(name=""), ValueError, "name"),
+        (dict(name="a/b"), ValueError, "names the cache files"),
+        (dict(margin="0.2"), TypeError, "margin must be a real number, got str"),
+        (dict(learning_rate=None), TypeError, "learning_rate must be a real number"),
+        (dict(learning_rate=True), TypeError, "learning_rate must be a real number"),
+        (dict(margin=float("nan")), ValueError, "margin must be finite"),
+        (dict(precision=None), ValueError, "precision must be one of"),
+        (dict(precision="bfloat16"), ValueError, "float32 weights"),
+        (dict(activation="relu6x"), ValueError, "activation"),
     ],
 )
 def test_recipe_rejects_bad_fields(kwargs, error, match):
     fields = {"name": "r", **kwargs}
     with pytest.raises(error, match=match):
         Recipe(**fields)
+
+
+def test_recipe_takes_numpy_scalars_as_python_numbers():
+    r = Recipe("r", margin=np.float32(0.5), embedding_dim=np.int64(16), p=np.int32(4))
+    assert type(r.margin) is float and r.margin == 0.5
+    assert type(r.embedding_dim) is int and type(r.p) is int
+    json.dumps(dataclasses.asdict(r))  # the cache key stays JSON
+
+
+def test_train_rejects_bad_input_before_training(tiny_data):
+    x, y = tiny_data(80)
+    r = Recipe("r", p=4, k=4, steps=2, embedding_dim=8)
+    cases = [
+        ((r, x, y[:-1]), {}, ValueError, "one label per image"),
+        ((r, x * 255, y), {}, ValueError, r"must lie in \[0, 1\]"),
+        ((r, (x * 255).astype(np.uint8), y), {}, TypeError, "must be floats"),
+        ((r, x, y.astype(np.float32)), {}, TypeError, "integer labels"),
+        ((r, x, y, x[:, :20], y), {"monitor_every": 1}, ValueError, "differ from"),
+        ((r, x, y, x, y + 0.5), {"monitor_every": 1}, TypeError, "integer labels"),
+        ((r, x, y), {"strategy": "mirrored"}, TypeError, "tf.distribute.Strategy"),
+        (
+            (r, x, y),
+            {"net": build_recipe_net(Recipe("o"))},
+            ValueError,
+            "embedding_dim",
+        ),
+        ((r, x, y), {"monitor_every": 2}, ValueError, "need x_val and y_val"),
+    ]
+    fast = dataclasses.replace(r, steps_per_execution=4)
+    cases.append(((fast, x, y, x, y), {"monitor_every": 6}, ValueError, "multiple"))
+    for args, kwargs, error, match in cases:
+        with pytest.raises(error, match=match):
+            train(*args, **kwargs)
+
+
+def test_online_recipes_refuse_several_replicas():
+    import tensorflow as tf
+
+    class TwoReplicas(tf.distribute.OneDeviceStrategy):
+        num_replicas_in_sync = 2
+
+    x = np.zeros((40, 28, 28, 1), np.float32)
+    y = np.arange(40) % 4
+    with pytest.raises(ValueError, match="mine in their own slice"):
+        train(Recipe("r", p=4, k=4, steps=1), x, y, strategy=TwoReplicas("/cpu:0"))
+
+
+def test_seed_triplets_batch_larger_than_the_triplets_is_refused(tiny_data):
+    x, y = tiny_data(40)
+    r = Recipe("r", mining="seed_triplets", p=8, k=12, steps=2)  # 32 a batch
+    with pytest.raises(ValueError, match="needs at least that many"):
+        training_data(r, x[:12], y[:12])
 
 
 def test_builders_reject_a_non_recipe():
@@ -99,6 +160,9 @@ def test_make_optimizer_schedule():
     assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="total_steps"):
         make_optimizer(dataclasses.replace(SEED_RECIPE, cosine_decay=True))
+    scaled = make_optimizer(Recipe("r", precision="mixed_float16"))
+    assert isinstance(scaled, keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(decayed, keras.optimizers.LossScaleOptimizer)
 
 
 def test_build_recipe_net():
@@ -199,6 +263,12 @@ def test_train_continues_a_given_network(tiny_data):
     before = [w.copy() for w in net.get_weights()]
     trained, _, _ = train(recipe, x, y, net=net)
     assert trained is net
+    # in bfloat16 the copy that trains hands its weights back to the given net
+    before = [w.copy() for w in net.get_weights()]
+    bf16 = dataclasses.replace(recipe, precision="mixed_bfloat16")
+    trained, _, _ = train(bf16, x, y, net=net)
+    assert trained is net and net.get_layer("embedding").dtype_policy.name == "float32"
+    assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
     assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
 
 
@@ -258,11 +328,13 @@ def test_fast_options_keep_the_interface(tiny_data):
         precision="mixed_bfloat16",
     )
     net, model, hist = train(
-        recipe, x[:200], y[:200], x[200:], y[200:], validate_every=5
+        recipe, x[:200], y[:200], x[200:], y[200:], validate_every=8
     )
+    assert hist["val_steps"] == [8, len(hist["step_loss"])]
     assert net.get_layer("embedding").dtype_policy.name == "float32"
     assert model.output.dtype == "float32"
-    assert len(hist["step_loss"]) == 200 // 16
+    n_triplets = len(seed_offline_triplets(y[:200], seed=0))
+    assert len(hist["step_loss"]) == n_triplets // 16  # random: whole batches only
     assert np.all(np.isfinite(hist["step_loss"]))
     e = net.predict(x[:4], verbose=0)
     assert e.dtype == np.float32

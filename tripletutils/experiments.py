@@ -42,7 +42,7 @@ from . import __version__
 from .bench import hardware_info
 from .data import load_mnist
 from .evaluation import embed, per_class_report, seed_metric, triplet_gaps
-from .recipes import SEED_RECIPE
+from .recipes import SEED_RECIPE, _replace
 from .sampling import seed_offline_triplets, split_indices
 from .training import recipe_inputs, train
 
@@ -307,6 +307,7 @@ def run_experiment(
         log(f"{name}: seed {seed} done in {runs[-1]['seconds']:.0f} s")
     result = {
         "name": name,
+        "seeds": list(seeds),
         "description": exp.description,
         "command": f"python -m tripletutils.experiments {name}  (make experiments "
         f"NAME={name})",
@@ -321,10 +322,8 @@ def run_experiment(
     }
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(path)
+    text = json.dumps(result, indent=1) + "\n"
+    _replace(lambda tmp: tmp.write_text(text), folder / f"{name}.json")
     return result
 
 
@@ -348,7 +347,8 @@ def load_results(name: str, folder: Union[str, Path] = RESULTS) -> Dict:
         If the file is missing (``make experiments NAME=<name>`` makes it).
     ValueError
         If its configuration hash no longer matches the experiment's
-        configuration (the code changed since the file was made).
+        configuration (the code changed since the file was made), or it holds
+        other seeds than the experiment's (a quick run with ``--seeds``).
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
@@ -364,6 +364,13 @@ def load_results(name: str, folder: Union[str, Path] = RESULTS) -> Dict:
             f"{path} was made with another configuration (hash "
             f"{result.get('config_hash')}, the code's is {expected}): run "
             f"`make experiments NAME={name}` again"
+        )
+    seeds = list(EXPERIMENTS[name].seeds)
+    held = [run["seed"] for run in result.get("runs", [])]
+    if held != seeds:
+        raise ValueError(
+            f"{path} holds seeds {held}, the experiment has {seeds} "
+            f"(a quick run?): run `make experiments NAME={name}` again"
         )
     return result
 
@@ -392,6 +399,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--folder", default=str(RESULTS))
     parser.add_argument("--seeds", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.seeds is not None and args.folder == str(RESULTS):
+        parser.error(
+            "--seeds is for quick checks: give a --folder other than the "
+            f"committed {RESULTS}"
+        )
     names = args.names or sorted(EXPERIMENTS)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:

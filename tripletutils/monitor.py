@@ -43,11 +43,14 @@ class Monitor(keras.callbacks.Callback):
     squared : bool, default False
         Distances of the diagnostics.
     probe_size : int, default 200
-        The diagnostics use the first ``probe_size`` images (all valid
-        triplets among them: ``probe_size ** 3`` floats).
+        The diagnostics use ``probe_size`` images taken class by class in turn
+        (the first image of each class, then the second...; all valid triplets
+        among them: ``probe_size ** 3`` floats).
 
     Attributes
     ----------
+    probe : numpy.ndarray
+        ``int64`` indices into ``images`` of the diagnostics' probe.
     records : list of dict
         One per record: ``step``, ``precision_at_1``,
         ``mean_average_precision_at_r``, and the keys of
@@ -88,6 +91,18 @@ class Monitor(keras.callbacks.Callback):
             squared,
             probe_size,
         )
+        if len(np.unique(labels)) < 2:
+            raise ValueError(
+                f"Monitor needs images of at least 2 classes, got {np.unique(labels)}"
+            )
+        # The probe takes the images class by class in turn (the first of each
+        # class, then the second...), so a set sorted by class still gives a
+        # probe of every class rather than of the first one.
+        ranks = np.empty(len(labels), dtype=np.int64)
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            ranks[members] = np.arange(len(members))
+        self.probe = np.lexsort((labels, ranks))[:probe_size]
         self.records: List[Dict[str, float]] = []
         self._step = 0
 
@@ -107,8 +122,10 @@ class Monitor(keras.callbacks.Callback):
             row["mean_average_precision_at_r"] = m["mean_average_precision_at_r"]
         else:  # a network that has gone NaN retrieves nothing
             row["precision_at_1"] = row["mean_average_precision_at_r"] = float("nan")
-        n = self.probe_size
-        diag = L.triplet_diagnostics(self.labels[:n], e[:n], self.margin, self.squared)
+        probe = self.probe
+        diag = L.triplet_diagnostics(
+            self.labels[probe], e[probe], self.margin, self.squared
+        )
         row.update({key: float(value) for key, value in diag.items()})
         self.records.append(row)
         return row

@@ -11,11 +11,12 @@
 :func:`load_or_train` reads a trained network from ``artifacts/`` or trains
 it with :func:`tripletutils.training.train` when it is missing, so every
 notebook runs on its own. The cache key is the whole recipe (its speed
-settings included), the seed, the strategy, what the history records, and a
-hash of the training and validation data: a cached model trained any other
-way is retrained, never loaded. Files are written to a temporary name and
-renamed into place, the history last, so an interrupted save never leaves a
-file that looks complete; a cached file that does not load is retrained.
+settings included), the seed, the strategy, what the history records, a hash
+of the training and validation data and a hash of the training code: a cached
+model trained any other way is retrained, never loaded. Files are written to a
+temporary name and renamed into place, the history last, so an interrupted save
+never leaves a file that looks complete; a cached file that does not load is
+retrained.
 
 This module builds on :mod:`tripletutils.training`.
 """
@@ -84,17 +85,29 @@ BEST_RECIPE = Recipe(
 
 
 def _data_fingerprint(*arrays: np.ndarray) -> str:
-    """A short hash of the training and validation data, part of the cache key.
-
-    Labels are hashed whole; images through every 97th one, which tells apart
-    two splits of the same data set without hashing 180 MB.
-    """
-    digest = hashlib.sha256()
+    """A short hash of every byte of the training and validation data."""
+    digest = hashlib.blake2b(digest_size=8)
     for arr in arrays:
         arr = np.ascontiguousarray(arr)
         digest.update(str((arr.shape, arr.dtype.str)).encode())
-        digest.update((arr if arr.ndim == 1 else arr[::97]).tobytes())
-    return digest.hexdigest()[:16]
+        digest.update(memoryview(arr).cast("B"))
+    return digest.hexdigest()
+
+
+#: The modules whose code decides the trained weights: part of the cache key.
+_TRAINING_CODE = ("training.py", "models.py", "losses.py", "sampling.py")
+
+
+def _code_fingerprint() -> str:
+    """A short hash of the training code and the TensorFlow and Keras versions."""
+    import tensorflow as tf
+
+    digest = hashlib.blake2b(digest_size=8)
+    folder = Path(__file__).resolve().parent
+    for name in _TRAINING_CODE:
+        digest.update((folder / name).read_bytes())
+    digest.update(f"{tf.__version__} {keras.__version__}".encode())
+    return digest.hexdigest()
 
 
 def _replace(write: Callable[[Path], None], path: Path) -> None:
@@ -171,7 +184,7 @@ def cached_training(
         except (OSError, ValueError):
             history = {}
         if isinstance(history, dict) and all(
-            history.get(k) == v for k, v in key.items()
+            k in history and history[k] == v for k, v in key.items()
         ):
             try:
                 return keras.models.load_model(net_path, safe_mode=True), history, False
@@ -216,9 +229,12 @@ def load_or_train(
     Files: ``<artifacts>/<name>_embedding.keras`` and ``<name>_history.json``.
     The key: the whole recipe (``dataclasses.asdict``, speed settings
     included), ``seed``, the strategy's type and replica count,
-    ``validate_every`` and ``monitor_every`` (what the history holds), and a
-    hash of the training and validation arrays, so a notebook that splits the
-    data differently never loads another notebook's model. To continue
+    ``validate_every`` and ``monitor_every`` (what the history holds), a hash
+    of every byte of the training and validation arrays (a notebook that
+    splits the data differently never loads another notebook's model) and a
+    hash of the training code (``training``, ``models``, ``losses``,
+    ``sampling``) with the TensorFlow and Keras versions (a model trained by
+    other code is retrained). To continue
     training a network, call :func:`tripletutils.training.train` with ``net``.
 
     Parameters
@@ -274,6 +290,7 @@ def load_or_train(
         "validate_every": validate_every,
         "monitor_every": monitor_every,
         "data": _data_fingerprint(*arrays),
+        "code": _code_fingerprint(),
     }
     return cached_training(
         recipe.name, key, train_fn, artifacts=artifacts, retrain=retrain

@@ -34,12 +34,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
+import numbers
+import re
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from . import losses as L
 from .callbacks import StepHistory
@@ -87,6 +91,19 @@ TRIPLET_SCHEMES = ("seed_triplets", "random_triplets")
 def _positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+#: Precision policies a recipe may train with: float32 weights, a float compute
+#: dtype. (mixed_float16 gets Keras's loss scaling, see :func:`make_optimizer`.)
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +179,20 @@ class Recipe:
     precision: str = "float32"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name):
+            raise ValueError(
+                "name must be a non-empty str of letters, digits, '_', '.' or '-' "
+                f"(it names the cache files), got {self.name!r}"
+            )
+        for field in ("margin", "learning_rate", "dropout"):  # numpy scalars too
+            object.__setattr__(self, field, _real(getattr(self, field), field))
+        for field in ("p", "k", "steps", "epochs", "embedding_dim"):
+            value = getattr(self, field)
+            if isinstance(value, np.integer):
+                object.__setattr__(self, field, int(value))
+        spe = self.steps_per_execution
+        if isinstance(spe, np.integer):
+            object.__setattr__(self, "steps_per_execution", int(spe))
         if self.mining not in MINING_SCHEMES:
             raise ValueError(
                 f"mining must be one of {MINING_SCHEMES}, got {self.mining!r}"
@@ -200,13 +229,16 @@ class Recipe:
             )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        try:
-            keras.DTypePolicy(self.precision)
-        except (TypeError, ValueError):
+        if self.precision not in PRECISIONS:
             raise ValueError(
-                f"precision must be a Keras dtype policy such as 'float32' or "
-                f"'mixed_bfloat16', got {self.precision!r}"
-            ) from None
+                f"precision must be one of {PRECISIONS} (float32 weights), "
+                f"got {self.precision!r}"
+            )
+        if self.activation not in (None, "relu", "linear", "tanh", "sigmoid", "gelu"):
+            raise ValueError(
+                "activation must be None or a Keras activation name such as 'relu', "
+                f"got {self.activation!r}"
+            )
         if self.fused and self.mining not in TRIPLET_SCHEMES:
             raise ValueError("fused applies to the triplet schemes only")
 
@@ -241,6 +273,40 @@ def _check_images_labels(images, labels, what: str) -> None:
         raise ValueError(
             f"{what}: need images (N, height, width, channels) and one label per "
             f"image, got shapes {images.shape} and {labels.shape}"
+        )
+
+
+def _check_unit_range(images: np.ndarray, what: str) -> None:
+    if images.dtype.kind != "f":
+        raise TypeError(
+            f"{what} images must be floats in [0, 1] (as load_mnist returns them), "
+            f"got dtype {images.dtype}"
+        )
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise ValueError(
+            f"{what} images must lie in [0, 1] (the recipe rescales them itself), "
+            f"got values in [{images.min():g}, {images.max():g}]"
+        )
+
+
+def _check_strategy(strategy, recipe: Recipe) -> None:
+    if strategy is None:
+        return
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}"
+        )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError(
+            "model.fit does not run under MultiWorkerMirroredStrategy (keras-team/"
+            "keras#20585): use tripletutils.distributed.train_steps"
+        )
+    if not recipe.triplet_model and strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            f"mining={recipe.mining!r} mines inside each batch, but "
+            f"{strategy.num_replicas_in_sync} replicas would each mine in their own "
+            "slice of it (other classes, fewer positives): train online recipes on "
+            "one replica"
         )
 
 
@@ -305,18 +371,24 @@ def make_optimizer(
 
     Returns
     -------
-    keras.optimizers.Adam
+    keras.optimizers.Optimizer
+        Adam; wrapped in ``keras.optimizers.LossScaleOptimizer`` for
+        ``precision="mixed_float16"``.
     """
     _check_recipe(recipe)
     if not recipe.cosine_decay:
-        return keras.optimizers.Adam(recipe.learning_rate)
-    total = recipe.steps if total_steps is None else total_steps
-    if total is None:
-        raise ValueError("a cosine decay over epochs needs total_steps")
-    _positive_int(total, "total_steps")
-    return keras.optimizers.Adam(
-        keras.optimizers.schedules.CosineDecay(recipe.learning_rate, total)
-    )
+        optimizer = keras.optimizers.Adam(recipe.learning_rate)
+    else:
+        total = recipe.steps if total_steps is None else total_steps
+        if total is None:
+            raise ValueError("a cosine decay over epochs needs total_steps")
+        _positive_int(total, "total_steps")
+        optimizer = keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(recipe.learning_rate, total)
+        )
+    if recipe.precision == "mixed_float16":  # float16 gradients underflow unscaled
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def build_recipe_net(
@@ -430,6 +502,11 @@ def training_data(
         return data, steps, recipe.epochs
     if recipe.mining == "seed_triplets":
         triplets = seed_offline_triplets(y_train, seed=seed)
+        if len(triplets) < batch:
+            raise ValueError(
+                f"a batch of {batch} triplets needs at least that many, but the "
+                f"seed's scheme builds {len(triplets)} from these labels"
+            )
         data = triplet_dataset(x_train, triplets, batch_size=batch, seed=seed)
         return data.repeat(), recipe.steps, 1
     if recipe.mining == "random_triplets":
@@ -474,14 +551,15 @@ def train(
     seed : int, default 0
         Seeds the weights, the triplets and the batches.
     validate_every : int, optional
-        Triplet schemes: every so many steps (and at the end), the mean loss
+        A multiple of ``steps_per_execution``. Triplet schemes: every so many
+        steps (and at the end), the mean loss
         on the seed's offline triplets of the validation split
         (``history["val_steps"]``, ``history["val_loss"]``).
     monitor_every : int, optional
-        Every so many steps (and at the end), :class:`~tripletutils.monitor.Monitor`
-        records retrieval on the validation split and diagnostics on its
-        first 200 images (``history["monitor"]``; keep the split to a few
-        thousand images).
+        A multiple of ``steps_per_execution``. Every so many steps (and at
+        the end), :class:`~tripletutils.monitor.Monitor` records retrieval on
+        the validation split and diagnostics on a probe of 200 of its images
+        (``history["monitor"]``; keep the split to a few thousand images).
     log_dir : str or Path, optional
         Write TensorBoard logs there (every ``validate_every`` steps, else
         every 100).
@@ -492,10 +570,13 @@ def train(
     strategy : tf.distribute.Strategy, optional
         Build and compile in ``strategy.scope()``, so that ``fit`` runs
         data-parallel (``MirroredStrategy``...); each global batch is split
-        between the replicas. (``MultiWorkerMirroredStrategy`` needs the
-        custom loop of :mod:`tripletutils.distributed`.)
+        between the replicas, so only the triplet schemes accept several
+        replicas (an online loss would mine inside each replica's slice).
+        ``MultiWorkerMirroredStrategy`` needs the custom loop of
+        :mod:`tripletutils.distributed` and is refused here.
     net : keras.Model, optional
-        Continue training this float32 embedding network instead of a new one.
+        Continue training this float32 embedding network instead of a new one
+        (its weights are updated, whatever the precision).
 
     Returns
     -------
@@ -523,10 +604,42 @@ def train(
             "validate_every measures a triplet loss: use monitor_every for "
             f"mining={recipe.mining!r}"
         )
+    _check_unit_range(x_train, "training")
+    if not np.issubdtype(y_train.dtype, np.integer):
+        raise TypeError(f"y_train must hold integer labels, got dtype {y_train.dtype}")
     if x_val is not None:
         _check_images_labels(x_val, y_val, "validation")
-    if net is not None and not isinstance(net, keras.Model):
-        raise TypeError(f"net must be a keras.Model, got {type(net).__name__}")
+        _check_unit_range(x_val, "validation")
+        if x_val.shape[1:] != x_train.shape[1:]:
+            raise ValueError(
+                f"validation images {x_val.shape[1:]} differ from training images "
+                f"{x_train.shape[1:]}"
+            )
+        if not np.issubdtype(y_val.dtype, np.integer):
+            raise TypeError(f"y_val must hold integer labels, got dtype {y_val.dtype}")
+    spe = recipe.steps_per_execution
+    for value, what in (
+        (validate_every, "validate_every"),
+        (monitor_every, "monitor_every"),
+    ):
+        if value is not None and value % spe:
+            raise ValueError(
+                f"{what}={value} must be a multiple of steps_per_execution={spe}: "
+                "Keras reports only after each block of steps"
+            )
+    _check_strategy(strategy, recipe)
+    if net is not None:
+        if not isinstance(net, keras.Model):
+            raise TypeError(f"net must be a keras.Model, got {type(net).__name__}")
+        if tuple(net.input_shape[1:]) != tuple(x_train.shape[1:]) or tuple(
+            net.output_shape[1:]
+        ) != (recipe.embedding_dim,):
+            raise ValueError(
+                f"net maps {net.input_shape} to {net.output_shape}, but the images "
+                f"are {x_train.shape[1:]} and the recipe's embedding_dim is "
+                f"{recipe.embedding_dim}"
+            )
+    given = net
     keras.utils.set_random_seed(seed)
     xt = recipe_inputs(recipe, x_train)
     xv = None if x_val is None else recipe_inputs(recipe, x_val)
@@ -596,7 +709,11 @@ def train(
         history["monitor"] = monitor.records
     history["recipe"] = dataclasses.asdict(recipe)
     if recipe.precision != "float32":
-        trained_net = mixed_precision_copy(trained_net, "float32")
+        if given is not None:  # the network the caller passed is the one trained
+            given.set_weights(trained_net.get_weights())
+            trained_net = given
+        else:
+            trained_net = mixed_precision_copy(trained_net, "float32")
     return trained_net, model, history
 
 
@@ -616,6 +733,8 @@ def train_softmax_baseline(
     step and the same number of steps as an online recipe. Its penultimate
     layer (the embedding network's output) is the baseline embedding. Give it
     its own learning rate with ``dataclasses.replace(recipe, learning_rate=...)``.
+    The recipe's input scale applies; its mining, margin and speed settings
+    (``fused``, ``steps_per_execution``, ``precision``) do not.
 
     Parameters
     ----------
@@ -640,17 +759,11 @@ def train_softmax_baseline(
     _check_recipe(recipe)
     if recipe.steps is None:
         raise ValueError("the softmax baseline needs a recipe with steps")
-    if (
-        not isinstance(y_train, np.ndarray)
-        or y_train.ndim != 1
-        or not np.issubdtype(y_train.dtype, np.integer)
-    ):
-        raise ValueError("y_train must be a 1-D integer numpy array")
-    if not isinstance(x_train, np.ndarray) or len(x_train) != len(y_train):
-        raise ValueError(
-            "need one label per image, "
-            f"got {getattr(x_train, 'shape', None)} and {y_train.shape}"
-        )
+    _check_images_labels(x_train, y_train, "training")
+    _check_unit_range(x_train, "training")
+    if not np.issubdtype(y_train.dtype, np.integer):
+        raise TypeError(f"y_train must hold integer labels, got dtype {y_train.dtype}")
+    x_train = recipe_inputs(recipe, x_train)
     n_classes = int(y_train.max()) + 1
     if y_train.min() < 0 or len(np.unique(y_train)) != n_classes:
         raise ValueError(f"y_train must use every class id 0..{n_classes - 1}")
