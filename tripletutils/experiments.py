@@ -191,8 +191,9 @@ class Experiment:
     seeds : tuple of int
     config : dict
         JSON-serialisable: everything that defines the runs (hashed).
-    run : callable
-        ``run(seed, mnist) -> dict`` of JSON-serialisable metrics for one seed;
+    run
+        A function ``run(seed, mnist) -> dict``: JSON-serialisable metrics
+        for one seed;
         ``mnist`` is what :func:`tripletutils.data.load_mnist` returns.
     """
 

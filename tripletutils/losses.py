@@ -705,7 +705,7 @@ class OfflineTripletLoss(_TripletLossBase):
         Squared Euclidean distances, as in the seed.
     name : str, default "offline_triplet_loss"
     **kwargs
-        ``reduction`` and ``dtype`` of :class:`keras.losses.Loss`.
+        ``reduction`` and ``dtype`` of ``keras.losses.Loss``.
 
     Notes
     -----
@@ -768,7 +768,7 @@ class BatchAllTripletLoss(_OnePerBatchMixin, _TripletLossBase):
     **kwargs
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
-        :class:`keras.losses.Loss`.
+        ``keras.losses.Loss``.
     """
 
     def __init__(
@@ -802,7 +802,7 @@ class BatchHardTripletLoss(_OnePerBatchMixin, _TripletLossBase):
     **kwargs
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
-        :class:`keras.losses.Loss`.
+        ``keras.losses.Loss``.
     """
 
     def __init__(
@@ -835,7 +835,7 @@ class SemiHardTripletLoss(_OnePerBatchMixin, _TripletLossBase):
     **kwargs
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
-        :class:`keras.losses.Loss`.
+        ``keras.losses.Loss``.
     """
 
     def __init__(
@@ -867,7 +867,7 @@ class SoftMarginTripletLoss(_OnePerBatchMixin, keras.losses.Loss):
     **kwargs
         ``reduction`` (no effect: the loss is one scalar per batch) and
         ``dtype`` (of ``y_pred`` and of the result; default float32) of
-        :class:`keras.losses.Loss`.
+        ``keras.losses.Loss``.
     """
 
     def __init__(

@@ -394,8 +394,9 @@ def mixed_precision_copy(
     with ``"mixed_bfloat16"`` the weights stay float32 and the computations
     run in bfloat16, which CPUs with AVX-512 BF16 or AMX execute about twice
     as fast as float32 through oneDNN. The outputs are bfloat16 (about three
-    significant digits); :func:`tripletutils.evaluation.embed` returns them as float32. Check that
-    retrieval quality holds before using it (chapter 10 does).
+    significant digits); :func:`tripletutils.evaluation.embed` returns them as
+    float32. Check that retrieval quality holds before using it (chapter 10
+    does).
 
     Parameters
     ----------

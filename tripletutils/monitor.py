@@ -49,8 +49,9 @@ class Monitor(keras.callbacks.Callback):
 
     Attributes
     ----------
-    probe : numpy.ndarray
-        ``int64`` indices into ``images`` of the diagnostics' probe.
+    probe
+        ``numpy.ndarray`` of ``int64`` indices into ``images``: the
+        diagnostics' probe.
     records : list of dict
         One per record: ``step``, ``precision_at_1``,
         ``mean_average_precision_at_r``, and the keys of

@@ -64,6 +64,7 @@ from .sampling import (
 __all__ = [
     "MINING_SCHEMES",
     "TRIPLET_SCHEMES",
+    "PRECISIONS",
     "Recipe",
     "recipe_inputs",
     "make_loss",
@@ -101,8 +102,8 @@ def _real(value, name: str) -> float:
     return float(value)
 
 
-#: Precision policies a recipe may train with: float32 weights, a float compute
-#: dtype. (mixed_float16 gets Keras's loss scaling, see :func:`make_optimizer`.)
+#: The precision policies a recipe may train with, all with float32 weights and a
+#: float compute dtype (mixed_float16 gets loss scaling, see make_optimizer).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -114,48 +115,55 @@ class Recipe:
     ----------
     name : str
         Used for file names in the cache.
-    mining : str, default "batch_all"
-        One of :data:`MINING_SCHEMES`.
-    margin : float, default 0.2
-        Margin of the hinge (ignored by ``soft_margin``).
-    squared : bool, default False
-        Squared Euclidean distances in the loss.
-    p, k : int, default 8 and 12
-        Online schemes: ``p`` classes x ``k`` images per batch. The triplet
+    mining : str
+        One of :data:`MINING_SCHEMES`. Default ``"batch_all"``.
+    margin : float
+        Margin of the hinge (ignored by ``soft_margin``). Default 0.2.
+    squared : bool
+        Squared Euclidean distances in the loss. Default False.
+    p : int
+        Online schemes: classes per batch. Default 8.
+    k : int
+        Online schemes: images per class in a batch. Default 12. The triplet
         schemes take ``p * k // 3`` triplets per batch (the same images per
         step): 8 x 12 gives the seed's 32 triplets.
-    steps : int or None, default 600
-        Training steps (the budget). None: ``epochs`` epochs of as many
-        triplets as the seed's offline scheme builds from the training labels
-        (the seed's budget; triplet schemes only).
-    epochs : int, default 1
-        Epochs when ``steps`` is None; must be 1 otherwise.
-    learning_rate : float, default 1e-3
-        Adam's (initial) learning rate.
-    cosine_decay : bool, default True
-        Decay the learning rate to 0 along a cosine over the steps.
-    network : str, default "seed"
-        ``"seed"`` (the seed's convolutional stack) or ``"lenet"``
-        (:func:`tripletutils.models.build_lenet_backbone`).
-    embedding_dim : int, default 128
-    activation : str or None, default None
-        Activation of the embedding layer (the seed: ``"relu"``).
-    l2_normalize : bool, default True
-        Put embeddings on the unit sphere.
-    raw_pixels : bool, default False
+    steps : int or None
+        Training steps (the budget). Default 600. None: ``epochs`` epochs of
+        as many triplets as the seed's offline scheme builds from the training
+        labels (the seed's budget; triplet schemes only).
+    epochs : int
+        Epochs when ``steps`` is None; must be 1 otherwise. Default 1.
+    learning_rate : float
+        Adam's (initial) learning rate. Default 1e-3.
+    cosine_decay : bool
+        Decay the learning rate to 0 along a cosine over the steps. Default
+        True.
+    network : str
+        ``"seed"`` (the seed's convolutional stack, the default) or
+        ``"lenet"`` (:func:`tripletutils.models.build_lenet_backbone`).
+    embedding_dim : int
+        Default 128.
+    activation : str or None
+        Activation of the embedding layer (the seed: ``"relu"``). Default None
+        (linear).
+    l2_normalize : bool
+        Put embeddings on the unit sphere. Default True.
+    raw_pixels : bool
         Feed pixels as 0..255 (the seed) instead of [0, 1]; see
-        :func:`recipe_inputs`.
-    dropout : float, default 0.25
-        Dropout of the seed's stack (ignored by ``"lenet"``).
-    steps_per_execution : int, default 1
-        Training steps per compiled call (``model.compile``).
-    fused : bool, default False
+        :func:`recipe_inputs`. Default False.
+    dropout : float
+        Dropout of the seed's stack (ignored by ``"lenet"``). Default 0.25.
+    steps_per_execution : int
+        Training steps per compiled call (``model.compile``). Default 1.
+    fused : bool
         Run the shared network once on the three inputs stacked (triplet
-        schemes; :func:`tripletutils.models.build_triplet_model`).
-    precision : str, default "float32"
-        Keras dtype policy of the network's computations, e.g.
-        ``"mixed_bfloat16"``; weights and the loss stay float32, and the
-        trained network returned computes in float32.
+        schemes; :func:`tripletutils.models.build_triplet_model`). Default
+        False.
+    precision : str
+        One of :data:`PRECISIONS`: the Keras dtype policy of the network's
+        computations. Default ``"float32"``; with ``"mixed_bfloat16"`` the
+        weights and the loss stay float32, and the trained network returned
+        computes in float32.
     """
 
     name: str
