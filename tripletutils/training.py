@@ -651,19 +651,22 @@ def train(
     keras.utils.set_random_seed(seed)
     xt = recipe_inputs(recipe, x_train)
     xv = None if x_val is None else recipe_inputs(recipe, x_val)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+    def scope():  # a strategy's scope is entered once per `with`: a new one each time
+        return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
     if recipe.steps is None:  # the order of the seed recipe's original code
         data, steps_per_epoch, epochs = training_data(recipe, xt, y_train, seed)
-        with scope:
+        with scope():
             if net is None:
                 net = build_recipe_net(recipe, xt.shape[1:], seed=seed)
     else:
-        with scope:
+        with scope():
             if net is None:
                 net = build_recipe_net(recipe, xt.shape[1:], seed=seed)
         data, steps_per_epoch, epochs = training_data(recipe, xt, y_train, seed)
     total = _total_steps(recipe, data, steps_per_epoch, epochs)
-    with scope:
+    with scope():
         trained_net, model = build_training_model(recipe, net)
         model.compile(
             optimizer=make_optimizer(recipe, total),
