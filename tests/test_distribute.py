@@ -36,14 +36,19 @@ from tripletutils.training import train
     + r"""
 # 4 x 12 // 3 = 16 triplets a batch
 recipe = dataclasses.replace(IMPROVED_RECIPE, epochs=2, p=4, k=12, dropout=0.0)
+compiled = dataclasses.replace(recipe, loop="compiled", steps_per_execution=5)
 out = {}
-for label, strategy in (
-    ("single", None),
-    ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+for label, strategy, r in (
+    ("single", None, recipe),
+    ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), recipe),
+    ("single_compiled", None, compiled),
+    (
+        "mirrored_compiled",
+        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+        compiled,
+    ),
 ):
-    _, model, h = train(
-        recipe, x, y, x[:80], y[:80], strategy=strategy, validate_every=5
-    )
+    _, model, h = train(r, x, y, x[:80], y[:80], strategy=strategy, validate_every=5)
     out[label] = {
         "epoch_loss": h["epoch_loss"],
         "step_loss": h["step_loss"],
@@ -100,6 +105,20 @@ def test_mirrored_losses_match_single_device(runs):
     assert mirrored["epoch_loss"][0] == pytest.approx(single["epoch_loss"][0], rel=RTOL)
     # validation every 5 steps: the three points inside the first epoch
     assert mirrored["val_loss"][:3] == pytest.approx(single["val_loss"][:3], rel=RTOL)
+
+
+@pytest.mark.parametrize("label", ["mirrored_compiled", "single_compiled"])
+def test_compiled_loop_matches_fit_on_one_and_two_replicas(runs, label):
+    # the compiled loop feeds the same batches as fit; with two replicas each
+    # takes its half of the global batch inside the graph
+    single, other = runs["single"], runs[label]
+    assert len(other["step_loss"]) == 38
+    first = slice(0, 18)  # fit's last step of an epoch reads a weighted mean
+    assert other["step_loss"][first] == pytest.approx(
+        single["step_loss"][first], rel=RTOL, abs=1e-6
+    )
+    assert other["epoch_loss"][0] == pytest.approx(single["epoch_loss"][0], rel=RTOL)
+    assert other["val_loss"][:3] == pytest.approx(single["val_loss"][:3], rel=RTOL)
 
 
 # --------------------------------------------------------------------------- #

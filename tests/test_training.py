@@ -14,8 +14,10 @@ from tripletutils.sampling import seed_offline_triplets
 from tripletutils.training import (
     MINING_SCHEMES,
     Recipe,
+    batch_schedule,
     build_recipe_net,
     build_training_model,
+    compiled_train_function,
     make_loss,
     make_optimizer,
     recipe_inputs,
@@ -340,3 +342,163 @@ def test_fast_options_keep_the_interface(tiny_data):
     assert e.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     assert isinstance(net, keras.Model)
+
+
+# --------------------------------------------------------------------------- #
+# The compiled loop (recipe.loop == "compiled")
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        Recipe("pk", mining="batch_hard", p=4, k=6, steps=5),
+        Recipe("rnd", mining="random_triplets", p=4, k=6, steps=5),
+        Recipe("fixed", mining="seed_triplets", p=4, k=6, steps=5),
+        dataclasses.replace(SEED_RECIPE, p=4, k=12),  # by epochs, a short batch
+    ],
+    ids=lambda r: r.name,
+)
+def test_batch_schedule_is_the_pipelines_batches(tiny_data, recipe):
+    x, y = tiny_data(120)
+    xr = recipe_inputs(recipe, x)
+    rows, starts, per_epoch = batch_schedule(recipe, y, seed=3)
+    data, steps_per_epoch, epochs = training_data(recipe, xr, y, seed=3)
+    n_steps = len(starts) - 1
+    if recipe.steps is None:
+        n_fixed = len(seed_offline_triplets(y, seed=3))
+        assert per_epoch == -(-n_fixed // recipe.batch_size)
+        assert n_steps == per_epoch * recipe.epochs
+        assert starts[per_epoch] - starts[per_epoch - 1] == (
+            n_fixed % recipe.batch_size or recipe.batch_size
+        )
+    else:
+        assert n_steps == per_epoch == recipe.steps
+    assert starts[0] == 0 and starts[-1] == len(rows)
+    for s, (xb, yb) in enumerate(data.take(n_steps)):
+        idx = rows[starts[s] : starts[s + 1]]
+        if recipe.triplet_model:
+            for j, name in enumerate(("anchor", "positive", "negative")):
+                np.testing.assert_array_equal(xb[name].numpy(), xr[idx[:, j]])
+        else:
+            np.testing.assert_array_equal(xb.numpy(), xr[idx])
+            np.testing.assert_array_equal(yb.numpy(), y[idx])
+
+
+def test_batch_schedule_and_compiled_function_reject_bad_input(tiny_data):
+    x, y = tiny_data(40)
+    with pytest.raises(TypeError, match="recipe must be a Recipe"):
+        batch_schedule("batch_all", y)
+    with pytest.raises(TypeError, match="integer numpy array"):
+        batch_schedule(Recipe("r", p=4, k=4, steps=2), y.astype(np.float32))
+    with pytest.raises(ValueError, match="loop must be one of"):
+        Recipe("r", loop="fast")
+    recipe = Recipe("r", p=4, k=4, steps=2)
+    net = build_recipe_net(recipe)
+    with pytest.raises(TypeError, match="compiled keras.Model"):
+        compiled_train_function(recipe, net, x, y, batch_schedule(recipe, y))
+    net.compile(optimizer="adam", loss=make_loss(recipe))
+    rows, starts, per_epoch = batch_schedule(recipe, y)
+    with pytest.raises(ValueError, match="points at rows"):
+        compiled_train_function(recipe, net, x[:10], y[:10], (rows, starts, per_epoch))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        Recipe("pk", p=4, k=6, steps=12, embedding_dim=8, dropout=0.0),
+        Recipe("rnd", mining="random_triplets", p=4, k=6, steps=12, dropout=0.0),
+        dataclasses.replace(SEED_RECIPE, p=4, k=12, dropout=0.0),
+    ],
+    ids=lambda r: r.name,
+)
+def test_compiled_loop_trains_what_fit_trains(tiny_data, recipe):
+    x, y = tiny_data(240)
+    data = (x[:200], y[:200], x[200:], y[200:])
+    kwargs = {"monitor_every": 4}
+    if recipe.triplet_model:
+        kwargs["validate_every"] = 4
+    net1, _, h1 = train(recipe, *data, seed=2, **kwargs)
+    fast = dataclasses.replace(recipe, loop="compiled", steps_per_execution=4)
+    net2, _, h2 = train(fast, *data, seed=2, **kwargs)
+    np.testing.assert_allclose(embed(net2, x[:20]), embed(net1, x[:20]), atol=1e-5)
+    assert len(h2["step_loss"]) == len(h1["step_loss"])
+    # fit reads the last (shorter) batch of an epoch as a weighted mean
+    short = recipe.steps is None
+    per_epoch = len(h1["step_loss"]) // len(h1["epoch_loss"])
+    keep = [i for i in range(len(h1["step_loss"])) if not short or (i + 1) % per_epoch]
+    np.testing.assert_allclose(
+        np.array(h2["step_loss"])[keep], np.array(h1["step_loss"])[keep], rtol=1e-4
+    )
+    np.testing.assert_allclose(h2["epoch_loss"], h1["epoch_loss"], rtol=1e-4)
+    assert [r["step"] for r in h2["monitor"]] == [r["step"] for r in h1["monitor"]]
+    assert h2["monitor"][-1]["precision_at_1"] == pytest.approx(
+        h1["monitor"][-1]["precision_at_1"]
+    )
+    if recipe.triplet_model:
+        assert h2["val_steps"] == h1["val_steps"]
+        np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_loop_keeps_the_interface(tiny_data, tmp_path):
+    # dropout, fused branches, bfloat16 and TensorBoard: a float32 network back,
+    # callbacks at block ends, the optimizer's step count right
+    x, y = tiny_data(240)
+    recipe = dataclasses.replace(
+        IMPROVED_RECIPE,
+        epochs=1,
+        p=4,
+        k=12,
+        fused=True,
+        steps_per_execution=4,
+        precision="mixed_bfloat16",
+        loop="compiled",
+    )
+
+    class Steps(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append((batch, int(self.model.optimizer.iterations)))
+
+    seen = Steps()
+    net, model, hist = train(
+        recipe,
+        x[:200],
+        y[:200],
+        x[200:],
+        y[200:],
+        validate_every=8,
+        log_dir=tmp_path / "logs",
+        callbacks=[seen],
+    )
+    n_steps = len(seed_offline_triplets(y[:200], seed=0)) // 16
+    assert len(hist["step_loss"]) == n_steps
+    assert hist["val_steps"] == [8, n_steps]
+    assert np.all(np.isfinite(hist["step_loss"]))
+    assert int(model.optimizer.iterations) == n_steps
+    # at each block's end the weights are those after that step
+    assert all(it == b + 1 for b, it in seen.ends if (b + 1) % 4 == 0)
+    assert net.get_layer("embedding").dtype_policy.name == "float32"
+    e = net.predict(x[:4], verbose=0)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_compiled_loop_stops_when_a_callback_says_so(tiny_data):
+    x, y = tiny_data(120)
+    recipe = Recipe(
+        "r", p=4, k=6, steps=20, steps_per_execution=4, loop="compiled", dropout=0.0
+    )
+
+    class StopAt8(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 == 8:
+                self.model.stop_training = True
+
+    _, model, hist = train(recipe, x, y, callbacks=[StopAt8()])
+    assert len(hist["step_loss"]) == 8 == int(model.optimizer.iterations)
+    assert hist["epoch_loss"] == pytest.approx([np.mean(hist["step_loss"])])

@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence
 import keras
 import tensorflow as tf
 
-__all__ = ["train_steps", "tf_config"]
+__all__ = ["make_train_function", "train_steps", "tf_config"]
 
 
 def tf_config(workers: Sequence[str], index: int) -> str:
@@ -77,6 +77,119 @@ def tf_config(workers: Sequence[str], index: int) -> str:
             "task": {"type": "worker", "index": index},
         }
     )
+
+
+def _replica_share(t: tf.Tensor, replica: tf.Tensor, replicas: int) -> tf.Tensor:
+    """Replica ``replica``'s contiguous share of a global batch (rows)."""
+    n = tf.shape(t, out_type=tf.int64)[0]
+    lo = n * tf.cast(replica, tf.int64) // replicas
+    hi = n * (tf.cast(replica, tf.int64) + 1) // replicas
+    return t[lo:hi]
+
+
+def make_train_function(
+    model: keras.Model,
+    loss,
+    optimizer: keras.optimizers.Optimizer,
+    next_batch: Callable[[tf.Tensor], tuple],
+    strategy: Optional[tf.distribute.Strategy] = None,
+    split_batch: bool = False,
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """A compiled function that runs ``n`` training steps per call.
+
+    The one training loop of this package: :func:`train_steps` runs it on a
+    distributed dataset, :func:`tripletutils.training.train` (recipes with
+    ``loop="compiled"``) on images held in memory. One call is one
+    ``tf.function`` execution whose ``tf.range`` loop runs ``n`` steps, so
+    Python, callbacks and the Keras ``fit`` machinery are paid once per call,
+    not once per step. Each step: ``x, y = next_batch(step)``, the forward
+    pass under a ``GradientTape``, the loss (in float32), the gradients and
+    the optimizer's update, in every replica.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built in ``strategy.scope()`` when a strategy is given.
+    loss : keras.losses.Loss or callable
+        ``loss(y_true, y_pred)``; a Keras loss's ``call`` is used and its
+        values averaged over the replica's batch (its reduction is ignored).
+    optimizer : keras.optimizers.Optimizer
+        Built in the scope too; a ``LossScaleOptimizer`` scales the loss and
+        unscales the gradients.
+    next_batch : callable
+        ``next_batch(step)`` with ``step`` a scalar ``int64`` tensor (the
+        global step) returns ``(x, y)``: one global batch computed in the
+        graph (e.g. images gathered by index), or per-replica values from a
+        distributed iterator.
+    strategy : tf.distribute.Strategy, optional
+        Default: the current (default) strategy, one device.
+    split_batch : bool, default False
+        True when ``next_batch`` returns a whole global batch to every
+        replica: each replica then takes its contiguous share of the rows.
+
+    Returns
+    -------
+    callable
+        ``run(start, n)``: two scalar ``int64`` tensors (pass tensors, so
+        that every call reuses one trace); runs steps ``start .. start+n-1``
+        and returns their global mean losses, ``float32`` of shape ``(n,)``.
+
+    Raises
+    ------
+    TypeError
+        On a model, optimizer or ``next_batch`` of the wrong type.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(
+            f"optimizer must be a keras optimizer, got {type(optimizer).__name__}"
+        )
+    if not callable(loss) or not callable(next_batch):
+        raise TypeError("loss and next_batch must be callable")
+    if not isinstance(split_batch, bool):
+        raise TypeError(f"split_batch must be a bool, got {type(split_batch).__name__}")
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        optimizer.build(model.trainable_variables)
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_loss(y, y_pred):
+        # A keras Loss divides its mean by the number of replicas by itself
+        # (for non-scalar values); ``call`` gives the unreduced values instead,
+        # so that every loss is treated alike: the mean over this replica.
+        values = (
+            loss.call(y, y_pred)
+            if isinstance(loss, keras.losses.Loss)
+            else loss(y, y_pred)
+        )
+        return tf.reduce_mean(tf.cast(values, tf.float32))
+
+    def replica_step(x, y):
+        if split_batch and replicas > 1:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            x, y = tf.nest.map_structure(
+                lambda t: _replica_share(t, replica, replicas), (x, y)
+            )
+        with tf.GradientTape() as tape:
+            value = replica_loss(y, model(x, training=True))
+            # the optimizer sums the replicas' gradients: divide first
+            scaled = optimizer.scale_loss(value / replicas)
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+
+    @tf.function
+    def run(start, n):
+        losses = tf.TensorArray(tf.float32, size=tf.cast(n, tf.int32))
+        for i in tf.range(n):
+            x, y = next_batch(start + i)
+            per_replica = strategy.run(replica_step, args=(x, y))
+            value = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+            losses = losses.write(tf.cast(i, tf.int32), value)
+        return losses.stack()
+
+    return run
 
 
 def train_steps(
@@ -139,34 +252,12 @@ def train_steps(
             raise ValueError(
                 "build must return a keras.Model, a loss and a keras optimizer"
             )
-        optimizer.build(model.trainable_variables)
-    replicas = strategy.num_replicas_in_sync
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-
-    def replica_loss(y, y_pred):
-        # A keras Loss divides its mean by the number of replicas by itself
-        # (for non-scalar values); ``call`` gives the unreduced values instead,
-        # so that every loss is treated alike: the mean over this replica.
-        values = (
-            loss_fn.call(y, y_pred)
-            if isinstance(loss_fn, keras.losses.Loss)
-            else loss_fn(y, y_pred)
-        )
-        return tf.reduce_mean(tf.cast(values, tf.float32))
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            loss = replica_loss(y, model(x, training=True))
-            scaled = loss / replicas  # the optimizer sums the replicas' gradients
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    @tf.function
-    def step(it):
-        x, y = next(it)
-        per_replica = strategy.run(replica_step, args=(x, y))
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
-
-    losses: List[float] = [float(step(iterator)) for _ in range(steps)]
+    run = make_train_function(
+        model, loss_fn, optimizer, lambda step: next(iterator), strategy
+    )
+    one = tf.constant(1, tf.int64)
+    losses: List[float] = [
+        float(run(tf.constant(s, tf.int64), one)[0]) for s in range(steps)
+    ]
     return model, losses

@@ -81,6 +81,11 @@ def _check_positive_int(value: int, name: str) -> int:
     return int(value)
 
 
+def _check_flag(value, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
 def _check_images(images: np.ndarray, n_labels: int) -> None:
     if not isinstance(images, (np.ndarray, tf.Tensor)):
         raise TypeError(f"images must be a numpy array, got {type(images).__name__}")
@@ -380,6 +385,7 @@ def triplet_dataset(
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int = 0,
+    indices_only: bool = False,
 ) -> tf.data.Dataset:
     """Batches of fixed triplets for the three-input model.
 
@@ -396,6 +402,10 @@ def triplet_dataset(
         Reshuffle the triplets at every epoch (as ``model.fit`` did for the
         seed's arrays), seeded.
     seed : int, default 0
+    indices_only : bool, default False
+        Yield each batch's ``int64`` rows of ``triplets``, shape ``(batch, 3)``,
+        instead of images: the same batches in the same order (what a
+        training loop that gathers the images itself needs).
 
     Returns
     -------
@@ -403,7 +413,8 @@ def triplet_dataset(
         Elements ``(x, y)``: ``x`` a dict with keys ``anchor``, ``positive``,
         ``negative``, each ``float32`` of shape ``(batch, ...)``; ``y`` dummy
         zeros of shape ``(batch,)`` (the triplet loss ignores it). Finite: one
-        pass is one epoch; the last batch may be smaller.
+        pass is one epoch; the last batch may be smaller. With
+        ``indices_only``, the index batches.
 
     Raises
     ------
@@ -431,11 +442,15 @@ def triplet_dataset(
         )
     batch_size = _check_positive_int(batch_size, "batch_size")
     seed = _check_seed(seed)
-    images_t = tf.constant(images)
+    _check_flag(indices_only, "indices_only")
     ds = tf.data.Dataset.from_tensor_slices(triplets.astype(np.int64))
     if shuffle:
         ds = ds.shuffle(len(triplets), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(
+    ds = ds.batch(batch_size)
+    if indices_only:
+        return _finish(ds)
+    images_t = tf.constant(images)
+    ds = ds.map(
         lambda b: _gather_triplets(images_t, b), num_parallel_calls=_PARALLEL_CALLS
     )
     return _finish(ds)
@@ -447,6 +462,7 @@ def random_triplet_dataset(
     batch_size: int = 32,
     seed: int = 0,
     triplets_per_epoch: Optional[int] = None,
+    indices_only: bool = False,
 ) -> Tuple[tf.data.Dataset, int]:
     """An endless stream of random triplets, redrawn every epoch.
 
@@ -466,6 +482,9 @@ def random_triplet_dataset(
     triplets_per_epoch : int, optional
         Budget of one epoch (default ``N``, one triplet per example), e.g.
         the number of fixed triplets of another scheme, for a fair comparison.
+    indices_only : bool, default False
+        Yield ``int64`` index batches of shape ``(batch, 3)`` instead of images
+        (as in :func:`triplet_dataset`).
 
     Returns
     -------
@@ -500,7 +519,7 @@ def random_triplet_dataset(
         raise ValueError(
             f"batch_size={batch_size} is larger than the {per_epoch} triplets per epoch"
         )
-    images_t = tf.constant(images)
+    _check_flag(indices_only, "indices_only")
 
     def epoch_triplets(epoch):
         seeds = tf.stack([tf.constant(seed, tf.int64), epoch])
@@ -512,15 +531,23 @@ def random_triplet_dataset(
         tf.data.Dataset.counter(dtype=tf.int64)
         .flat_map(epoch_triplets)
         .batch(batch_size, drop_remainder=True)
-        .map(
-            lambda b: _gather_triplets(images_t, b), num_parallel_calls=_PARALLEL_CALLS
-        )
+    )
+    if indices_only:
+        return _finish(ds), steps
+    images_t = tf.constant(images)
+    ds = ds.map(
+        lambda b: _gather_triplets(images_t, b), num_parallel_calls=_PARALLEL_CALLS
     )
     return _finish(ds), steps
 
 
 def pk_dataset(
-    images: np.ndarray, labels: np.ndarray, p: int, k: int, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    p: int,
+    k: int,
+    seed: int = 0,
+    indices_only: bool = False,
 ) -> tf.data.Dataset:
     """An endless stream of P x K class-balanced batches for online mining.
 
@@ -535,12 +562,16 @@ def pk_dataset(
     p, k : int
         Classes per batch and examples per class (see :func:`pk_batch_indices`).
     seed : int, default 0
+    indices_only : bool, default False
+        Yield each batch's ``int64`` image positions, shape ``(p * k,)``,
+        instead of ``(x, y)``.
 
     Returns
     -------
     tf.data.Dataset
         Infinite; elements ``(x, y)`` with ``x`` ``float32`` of shape
-        ``(p * k, ...)`` and ``y`` ``int64`` labels of shape ``(p * k,)``.
+        ``(p * k, ...)`` and ``y`` ``int64`` labels of shape ``(p * k,)``
+        (with ``indices_only``, the positions).
         Use ``model.fit(..., steps_per_epoch=...)``.
 
     Raises
@@ -552,10 +583,23 @@ def pk_dataset(
     _check_images(images, len(labels))
     table = _check_pk(labels, p, k)
     seed = _check_seed(seed)
+    _check_flag(indices_only, "indices_only")
+
+    def positions(step):
+        return _draw_pk_batch(
+            table, tf.stack([tf.constant(seed, tf.int64), step]), p, k
+        )
+
+    if indices_only:
+        return _finish(
+            tf.data.Dataset.counter(dtype=tf.int64).map(
+                positions, num_parallel_calls=_PARALLEL_CALLS
+            )
+        )
     images_t, labels_t = tf.constant(images), tf.constant(labels)
 
     def batch(step):
-        idx = _draw_pk_batch(table, tf.stack([tf.constant(seed, tf.int64), step]), p, k)
+        idx = positions(step)
         return tf.cast(tf.gather(images_t, idx), tf.float32), tf.gather(labels_t, idx)
 
     return _finish(

@@ -14,15 +14,21 @@ A recipe names every choice that changes the trained weights:
 * the budget: a number of ``steps``, or (``steps=None``) ``epochs`` passes
   over as many triplets as the seed's offline scheme builds from the labels;
 * the optimiser (Adam, constant or cosine-decayed learning rate);
-* how fast it runs: ``fused`` branches, ``steps_per_execution`` and the
-  ``precision`` policy (chapter 10 measures what they do to the results).
+* how fast it runs: ``fused`` branches, ``steps_per_execution``, the
+  ``precision`` policy and the ``loop`` (chapter 10 measures what they do to
+  the results).
 
-:func:`train` builds the network, the data pipeline and the loss from a
-recipe, compiles and runs ``model.fit`` (under a ``tf.distribute`` strategy if
-given) and returns the network with its history. The pieces it uses are public
-so that the benchmark, the custom distributed loop and the chapters build
-exactly the same thing: :func:`build_recipe_net`, :func:`build_training_model`,
-:func:`make_loss`, :func:`make_optimizer`, :func:`training_data`.
+:func:`train` builds the network, the batches and the loss from a recipe,
+compiles, and runs either ``model.fit`` on a ``tf.data`` pipeline
+(``loop="fit"``) or the compiled loop of
+:func:`tripletutils.distributed.make_train_function` on images held in memory
+(``loop="compiled"``: the same batches in the same order, gathered inside the
+graph, ``steps_per_execution`` steps per call), under a ``tf.distribute``
+strategy if given, and returns the network with its history. The pieces it
+uses are public so that the benchmark, the custom distributed loop and the
+chapters build exactly the same thing: :func:`build_recipe_net`,
+:func:`build_training_model`, :func:`make_loss`, :func:`make_optimizer`,
+:func:`training_data`, :func:`batch_schedule`.
 :func:`train_softmax_baseline` trains a classifier on a recipe's network and
 budget. The book's named recipes and the model cache live in
 :mod:`tripletutils.recipes`.
@@ -47,6 +53,7 @@ import tensorflow as tf
 
 from . import losses as L
 from .callbacks import StepHistory
+from .distributed import make_train_function
 from .models import (
     build_embedding_net,
     build_lenet_backbone,
@@ -65,6 +72,7 @@ __all__ = [
     "MINING_SCHEMES",
     "TRIPLET_SCHEMES",
     "PRECISIONS",
+    "LOOPS",
     "Recipe",
     "recipe_inputs",
     "make_loss",
@@ -72,6 +80,8 @@ __all__ = [
     "build_recipe_net",
     "build_training_model",
     "training_data",
+    "batch_schedule",
+    "compiled_train_function",
     "train",
     "train_softmax_baseline",
 ]
@@ -105,6 +115,10 @@ def _real(value, name: str) -> float:
 #: The precision policies a recipe may train with, all with float32 weights and a
 #: float compute dtype (mixed_float16 gets loss scaling, see make_optimizer).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+#: How :func:`train` runs the steps: Keras's ``model.fit`` on a ``tf.data``
+#: pipeline, or one compiled loop over images held in memory.
+LOOPS = ("fit", "compiled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +178,13 @@ class Recipe:
         computations. Default ``"float32"``; with ``"mixed_bfloat16"`` the
         weights and the loss stay float32, and the trained network returned
         computes in float32.
+    loop : str
+        One of :data:`LOOPS`. ``"fit"`` (default): ``model.fit`` on a
+        ``tf.data`` pipeline. ``"compiled"``: the training images held in
+        memory as one tensor and a compiled loop of
+        ``steps_per_execution`` steps per call, each step gathering its batch
+        by index inside the graph (:func:`batch_schedule`: the same batches
+        in the same order as ``"fit"``); callbacks run between the calls.
     """
 
     name: str
@@ -185,6 +206,7 @@ class Recipe:
     steps_per_execution: int = 1
     fused: bool = False
     precision: str = "float32"
+    loop: str = "fit"
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name):
@@ -247,6 +269,8 @@ class Recipe:
                 "activation must be None or a Keras activation name such as 'relu', "
                 f"got {self.activation!r}"
             )
+        if self.loop not in LOOPS:
+            raise ValueError(f"loop must be one of {LOOPS}, got {self.loop!r}")
         if self.fused and self.mining not in TRIPLET_SCHEMES:
             raise ValueError("fused applies to the triplet schemes only")
 
@@ -304,10 +328,13 @@ def _check_strategy(strategy, recipe: Recipe) -> None:
         raise TypeError(
             f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}"
         )
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if recipe.loop == "fit" and isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ):
         raise ValueError(
             "model.fit does not run under MultiWorkerMirroredStrategy (keras-team/"
-            "keras#20585): use tripletutils.distributed.train_steps"
+            "keras#20585): use a recipe with loop='compiled' (or "
+            "tripletutils.distributed.train_steps)"
         )
     if not recipe.triplet_model and strategy.num_replicas_in_sync > 1:
         raise ValueError(
@@ -523,6 +550,224 @@ def training_data(
     return pk_dataset(x_train, y_train, recipe.p, recipe.k, seed=seed), recipe.steps, 1
 
 
+def batch_schedule(
+    recipe: Recipe, y_train: np.ndarray, seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Every batch a recipe trains on, as image positions (no images).
+
+    The batches of :func:`training_data`, in the same order: the same
+    seeded pipelines run with ``indices_only=True``. The compiled loop of
+    :func:`train` gathers each step's images from these positions.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    y_train : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    seed : int, default 0
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        ``int64``; the batches one after another: shape ``(R, 3)`` (anchor,
+        positive, negative positions) for the triplet schemes, ``(R,)`` for
+        the online ones.
+    starts : numpy.ndarray
+        ``int64``, shape ``(steps + 1,)``: step ``s`` takes
+        ``rows[starts[s]:starts[s + 1]]`` (the seed's last batch of an epoch
+        may be shorter).
+    steps_per_epoch : int
+        Steps in one epoch (``steps`` when the recipe counts steps).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-recipe or malformed labels.
+    """
+    _check_recipe(recipe)
+    if not isinstance(y_train, np.ndarray) or not np.issubdtype(
+        y_train.dtype, np.integer
+    ):
+        raise TypeError(
+            "y_train must be an integer numpy array, got "
+            f"{type(y_train).__name__} {getattr(y_train, 'dtype', '')}"
+        )
+    batch = recipe.batch_size
+    positions = np.zeros((len(y_train), 1, 1, 1), np.uint8)  # never gathered
+    if recipe.steps is None:
+        fixed = seed_offline_triplets(y_train, seed=seed)
+        if recipe.mining == "seed_triplets":
+            ds = triplet_dataset(
+                positions, fixed, batch_size=batch, seed=seed, indices_only=True
+            )
+            per_epoch = int(ds.cardinality())
+        else:
+            ds, per_epoch = random_triplet_dataset(
+                positions,
+                y_train,
+                batch_size=batch,
+                seed=seed,
+                triplets_per_epoch=len(fixed),
+                indices_only=True,
+            )
+        ds = ds.repeat() if recipe.mining == "seed_triplets" else ds
+        total = per_epoch * recipe.epochs
+    else:
+        if recipe.mining == "seed_triplets":
+            triplets = seed_offline_triplets(y_train, seed=seed)
+            if len(triplets) < batch:
+                raise ValueError(
+                    f"a batch of {batch} triplets needs at least that many, but the "
+                    f"seed's scheme builds {len(triplets)} from these labels"
+                )
+            ds = triplet_dataset(
+                positions, triplets, batch_size=batch, seed=seed, indices_only=True
+            ).repeat()
+        elif recipe.mining == "random_triplets":
+            ds, _ = random_triplet_dataset(
+                positions, y_train, batch_size=batch, seed=seed, indices_only=True
+            )
+        else:
+            ds = pk_dataset(
+                positions, y_train, recipe.p, recipe.k, seed=seed, indices_only=True
+            )
+        per_epoch = total = recipe.steps
+    batches = [b.numpy() for b in ds.take(total)]
+    sizes = np.array([len(b) for b in batches], np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return np.concatenate(batches).astype(np.int64), starts, int(per_epoch)
+
+
+def compiled_train_function(
+    recipe: Recipe,
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    schedule: Tuple[np.ndarray, np.ndarray, int],
+):
+    """The compiled loop of ``loop="compiled"``, ready to run blocks of steps.
+
+    Holds ``images`` (and ``labels``) in memory as tensors; step ``s`` gathers
+    the rows ``schedule[0][starts[s]:starts[s + 1]]`` inside the graph and
+    trains on them with :func:`tripletutils.distributed.make_train_function`.
+    Call it in a strategy's scope to train under that strategy.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    model : keras.Model
+        Compiled (its ``optimizer`` and ``loss`` are used): the model of
+        :func:`build_training_model`.
+    images : numpy.ndarray
+        ``float32`` images as the network takes them (:func:`recipe_inputs`),
+        shape ``(N, 28, 28, 1)``.
+    labels : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    schedule : tuple
+        ``(rows, starts, steps_per_epoch)`` from :func:`batch_schedule`.
+
+    Returns
+    -------
+    callable
+        ``run(start, n)`` with scalar ``int64`` tensors: trains steps
+        ``start .. start + n - 1``; returns their losses, ``float32`` ``(n,)``.
+    """
+    _check_recipe(recipe)
+    if not isinstance(model, keras.Model) or getattr(model, "optimizer", None) is None:
+        raise TypeError("model must be a compiled keras.Model")
+    _check_images_labels(images, labels, "training")
+    rows, starts, _ = schedule
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
+        raise ValueError(
+            f"the schedule points at rows {rows.min()}..{rows.max()}, but there are "
+            f"{len(images)} images"
+        )
+    images_t = tf.constant(images)
+    labels_t = tf.constant(labels.astype(np.int64))
+    rows_t, starts_t = tf.constant(rows), tf.constant(starts)
+    names = ("anchor", "positive", "negative")
+
+    def next_batch(step):
+        idx = rows_t[starts_t[step] : starts_t[step + 1]]
+        if recipe.triplet_model:
+            x = {name: tf.gather(images_t, idx[:, j]) for j, name in enumerate(names)}
+            return x, tf.zeros([tf.shape(idx)[0]], tf.float32)
+        return tf.gather(images_t, idx), tf.gather(labels_t, idx)
+
+    return make_train_function(
+        model,
+        model.loss,
+        model.optimizer,
+        next_batch,
+        tf.distribute.get_strategy(),
+        split_batch=True,
+    )
+
+
+def _compiled_fit(
+    recipe: Recipe,
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    schedule: Tuple[np.ndarray, np.ndarray, int],
+    callbacks: Sequence[keras.callbacks.Callback],
+    verbose: int,
+    scope,
+) -> List[float]:
+    """Run a recipe's steps with the compiled loop; returns the epoch losses.
+
+    The loop is built in ``scope()`` (a strategy's, if any) and runs under that
+    strategy; the callbacks run outside it, as ``fit`` runs them.
+    """
+    with scope():
+        run = compiled_train_function(recipe, model, images, labels, schedule)
+    _, starts, per_epoch = schedule
+    total = len(starts) - 1
+    epochs = math.ceil(total / per_epoch)
+    cbs = keras.callbacks.CallbackList(
+        list(callbacks),
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=per_epoch,
+    )
+    spe = recipe.steps_per_execution
+    sizes = np.diff(starts)
+    epoch_loss: List[float] = []
+    model.stop_training = False
+    cbs.on_train_begin()
+    step = 0
+    for epoch in range(epochs):
+        cbs.on_epoch_begin(epoch)
+        end_of_epoch = min((epoch + 1) * per_epoch, total)
+        values: List[float] = []
+        running = 0.0
+        while step < end_of_epoch:
+            # blocks end at multiples of steps_per_execution (where callbacks
+            # such as the monitor look at the weights) and at epoch ends
+            n = min(spe - step % spe, end_of_epoch - step)
+            block = run(tf.constant(step, tf.int64), tf.constant(n, tf.int64))
+            for value in block.numpy().astype(np.float64):
+                values.append(float(value))
+                running += float(value)
+                batch = len(values) - 1
+                cbs.on_train_batch_begin(batch)
+                # the unweighted running mean: StepHistory reads each step back
+                cbs.on_train_batch_end(batch, {"loss": running / len(values)})
+            step += n
+            if model.stop_training:  # e.g. EarlyStopping, as fit honours it
+                break
+        lo = step - len(values)
+        weights = sizes[lo:step]
+        epoch_loss.append(float(np.average(values, weights=weights)))
+        cbs.on_epoch_end(epoch, {"loss": epoch_loss[-1]})
+        if model.stop_training:
+            break
+    cbs.on_train_end({"loss": epoch_loss[-1]})
+    return epoch_loss
+
+
 def _total_steps(recipe: Recipe, data, steps_per_epoch, epochs) -> int:
     if steps_per_epoch is not None:
         return steps_per_epoch * epochs
@@ -545,7 +790,10 @@ def train(
     strategy=None,
     net: Optional[keras.Model] = None,
 ) -> Tuple[keras.Model, keras.Model, Dict]:
-    """Train one recipe: build, compile and ``fit``; record its history.
+    """Train one recipe: build, compile and run its steps; record its history.
+
+    The steps run in ``model.fit`` or, for ``recipe.loop == "compiled"``, in
+    the compiled loop (see :class:`Recipe`); both take the same callbacks.
 
     Parameters
     ----------
@@ -580,8 +828,8 @@ def train(
         data-parallel (``MirroredStrategy``...); each global batch is split
         between the replicas, so only the triplet schemes accept several
         replicas (an online loss would mine inside each replica's slice).
-        ``MultiWorkerMirroredStrategy`` needs the custom loop of
-        :mod:`tripletutils.distributed` and is refused here.
+        ``MultiWorkerMirroredStrategy`` needs ``loop="compiled"`` (``fit``
+        fails under it) and is refused for ``loop="fit"``.
     net : keras.Model, optional
         Continue training this float32 embedding network instead of a new one
         (its weights are updated, whatever the precision).
@@ -655,8 +903,14 @@ def train(
     def scope():  # a strategy's scope is entered once per `with`: a new one each time
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
+    def batches():
+        if recipe.loop == "compiled":
+            schedule = batch_schedule(recipe, y_train, seed)
+            return schedule, None, None
+        return training_data(recipe, xt, y_train, seed)
+
     if recipe.steps is None:  # the order of the seed recipe's original code
-        data, steps_per_epoch, epochs = training_data(recipe, xt, y_train, seed)
+        data, steps_per_epoch, epochs = batches()
         with scope():
             if net is None:
                 net = build_recipe_net(recipe, xt.shape[1:], seed=seed)
@@ -664,8 +918,11 @@ def train(
         with scope():
             if net is None:
                 net = build_recipe_net(recipe, xt.shape[1:], seed=seed)
-        data, steps_per_epoch, epochs = training_data(recipe, xt, y_train, seed)
-    total = _total_steps(recipe, data, steps_per_epoch, epochs)
+        data, steps_per_epoch, epochs = batches()
+    if recipe.loop == "compiled":
+        total = len(data[1]) - 1
+    else:
+        total = _total_steps(recipe, data, steps_per_epoch, epochs)
     with scope():
         trained_net, model = build_training_model(recipe, net)
         model.compile(
@@ -702,19 +959,25 @@ def train(
         )
     cbs.extend(callbacks)
     start = time.perf_counter()
-    fit = model.fit(
-        data,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        shuffle=False,  # the dataset shuffles itself, seeded
-        callbacks=cbs,
-        verbose=verbose,
-    )
+    if recipe.loop == "compiled":
+        epoch_loss = _compiled_fit(
+            recipe, model, xt, y_train, data, cbs, verbose, scope
+        )
+    else:
+        fit = model.fit(
+            data,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # the dataset shuffles itself, seeded
+            callbacks=cbs,
+            verbose=verbose,
+        )
+        epoch_loss = [float(v) for v in fit.history["loss"]]
     history = steps_cb.as_dict()
     if not validate_every:
         del history["val_steps"], history["val_loss"]
     history["fit_seconds"] = time.perf_counter() - start
-    history["epoch_loss"] = [float(v) for v in fit.history["loss"]]
+    history["epoch_loss"] = epoch_loss
     history["images_per_step"] = recipe.images_per_step
     if monitor is not None:
         history["monitor"] = monitor.records
