@@ -99,7 +99,7 @@ def test_training_throughput_options_and_bad_input(monkeypatch):
     assert np.diff([0] + iterations).tolist() == [4, 4]  # warm-up: 2 x spe steps
     with pytest.raises(ValueError, match="need"):
         training_throughput(x, y, batch_size=64, steps=10)
-    with pytest.raises(ValueError, match='feed must be "dataset" or "arrays"'):
+    with pytest.raises(ValueError, match='feed must be "dataset", "arrays" or'):
         training_throughput(x, y, batch_size=8, steps=3, feed="generator")
     with pytest.raises(ValueError, match="repeats must be at least 1"):
         training_throughput(x, y, batch_size=8, steps=3, repeats=0)
@@ -114,3 +114,90 @@ def test_search_time_and_memory():
     )
     assert row["queries"] == 20 and row["references"] == 50 and row["seconds"] > 0
     assert peak_memory_mib() > 10
+
+
+@pytest.mark.slow
+def test_training_throughput_compiled_loop_runs_every_step_without_fit(monkeypatch):
+    from tripletutils.bench import training_throughput
+
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 28, 28, 1)).astype(np.float32)
+    y = np.arange(120) % 3
+    iterations = _count_fit_calls(monkeypatch)
+    row = training_throughput(
+        x, y, batch_size=8, steps=6, steps_per_execution=4, feed="compiled", repeats=2
+    )
+    assert iterations == []  # no fit call at all
+    assert row["feed"] == "compiled" and len(row["seconds_all"]) == 2
+    assert row["triplets_per_second"] == pytest.approx(48 / row["seconds"])
+    with pytest.raises(ValueError, match="jit_compile applies to model.fit"):
+        training_throughput(
+            x, y, batch_size=8, steps=3, feed="compiled", jit_compile=True
+        )
+
+
+@pytest.mark.slow
+def test_time_to_quality_stops_at_the_target_and_excludes_evaluation():
+    import dataclasses
+
+    from tripletutils.bench import time_to_quality
+    from tripletutils.recipes import SEED_RECIPE
+    from tripletutils.training import Recipe
+
+    rng = np.random.default_rng(0)
+    y = np.arange(240) % 4
+    x = rng.random((240, 28, 28, 1)).astype(np.float32) * 0.2
+    for i, c in enumerate(y):
+        x[i, c * 6 : c * 6 + 4, :, 0] += 0.8  # learnable in a few steps
+    recipe = dataclasses.replace(SEED_RECIPE, p=4, k=6, epochs=3)  # 8 triplets
+    data = (x[:200], y[:200], x[200:], y[200:])
+    full = time_to_quality(recipe, *data, target=None, check_every=5)
+    steps = [c["step"] for c in full["checks"]]
+    assert steps[:3] == [5, 10, 15] and full["reached"] is None
+    assert (
+        full["seconds"] is None and full["final"] == full["checks"][-1]["seed_metric"]
+    )
+    seconds = [c["seconds"] for c in full["checks"]]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    # a target met at a check stops training there; its time is that check's
+    target = full["checks"][1]["seed_metric"]
+    first = next(c for c in full["checks"] if c["seed_metric"] >= target)
+    stop = time_to_quality(recipe, *data, target=target, check_every=5)
+    assert stop["reached"]["step"] == first["step"] == stop["checks"][-1]["step"]
+    assert stop["seconds"] == stop["reached"]["seconds"]
+    compiled = dataclasses.replace(recipe, loop="compiled", steps_per_execution=5)
+    fast = time_to_quality(compiled, *data, target=target, check_every=5)
+    assert fast["reached"]["step"] == first["step"]  # the same batches and weights
+    with pytest.raises(ValueError, match="multiple of steps_per_execution"):
+        time_to_quality(compiled, *data, check_every=7)
+    with pytest.raises(ValueError, match="needs a triplet scheme"):
+        time_to_quality(Recipe("r", p=4, k=4, steps=2), *data)
+
+
+def test_flops_per_image_counts_convolutions_and_dense_layers():
+    import keras
+
+    from tripletutils.bench import flops_per_image
+
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, padding="valid")(inputs)  # 6 x 6 x 4
+    h = keras.layers.Flatten()(h)
+    inner = keras.Model(inputs, keras.layers.Dense(5)(h))
+    outer_in = keras.Input((8, 8, 1))
+    outer = keras.Model(outer_in, keras.layers.Dense(2)(inner(outer_in)))
+    expected = 2 * 6 * 6 * 3 * 3 * 1 * 4 + 2 * 144 * 5 + 2 * 5 * 2
+    assert flops_per_image(outer) == expected
+    with pytest.raises(TypeError, match="keras.Model"):
+        flops_per_image("net")
+
+
+def test_gemm_peak_measures_and_checks_input():
+    from tripletutils.bench import gemm_peak
+
+    row = gemm_peak("float32", n=64, repeats=3)
+    assert row["dtype"] == "float32" and len(row["gflops_all"]) == 3
+    assert row["gflops"] == sorted(row["gflops_all"])[1] > 0
+    with pytest.raises(ValueError, match="dtype must be"):
+        gemm_peak("float16")
+    with pytest.raises(ValueError, match="positive ints"):
+        gemm_peak("float32", n=0)

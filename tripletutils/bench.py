@@ -8,11 +8,12 @@ on the other ``tripletutils`` modules.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 import statistics
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault(
     "TF_CPP_MIN_LOG_LEVEL", "3"
@@ -23,20 +24,26 @@ import numpy as np
 import tensorflow as tf
 
 from .metrics import nearest_neighbours
-from .recipes import SEED_RECIPE
+from .recipes import FAST_SEED_RECIPE, SEED_RECIPE
 from .sampling import seed_offline_triplets, triplet_dataset
 from .training import (
+    batch_schedule,
     build_recipe_net,
     build_training_model,
+    compiled_train_function,
     make_loss,
     make_optimizer,
     recipe_inputs,
+    train,
 )
 
 __all__ = [
     "hardware_info",
     "embedding_throughput",
     "training_throughput",
+    "time_to_quality",
+    "flops_per_image",
+    "gemm_peak",
     "search_time",
     "peak_memory_mib",
     "main",
@@ -196,12 +203,16 @@ def training_throughput(
     precision : str, default "float32"
         Keras dtype policy of the network's computations (e.g.
         ``"mixed_bfloat16"``); the loss stays float32.
-    feed : {"dataset", "arrays"}, default "dataset"
+    feed : {"dataset", "arrays", "compiled"}, default "dataset"
         ``"arrays"``: the seed's way, three NumPy arrays of images (one row
         per triplet) given to ``model.fit`` with ``batch_size`` and
         ``shuffle=True``. ``"dataset"``: :func:`tripletutils.sampling.triplet_dataset`,
         a ``tf.data`` pipeline that gathers each batch's images by index from
-        one in-memory tensor and prefetches.
+        one in-memory tensor and prefetches. ``"compiled"``: no ``fit``; the
+        compiled loop of ``loop="compiled"`` recipes
+        (:func:`tripletutils.training.compiled_train_function`), all images
+        in one tensor, each step's triplets gathered by index in the graph,
+        ``steps_per_execution`` steps per call.
     repeats : int, default 1
         Timed ``fit`` calls (on the same model, one after the other).
 
@@ -224,8 +235,12 @@ def training_throughput(
             "got "
             f"{batch_size}, {steps}, {steps_per_execution}, {repeats}"
         )
-    if feed not in ("dataset", "arrays"):
-        raise ValueError(f'feed must be "dataset" or "arrays", got {feed!r}')
+    if feed not in ("dataset", "arrays", "compiled"):
+        raise ValueError(
+            f'feed must be "dataset", "arrays" or "compiled", got {feed!r}'
+        )
+    if feed == "compiled" and jit_compile:
+        raise ValueError("jit_compile applies to model.fit, not to the compiled loop")
     triplets = seed_offline_triplets(labels, seed=seed)
     needed = batch_size * steps
     if needed > len(triplets):
@@ -270,6 +285,20 @@ def training_throughput(
                 verbose=0,
                 shuffle=True,
             )
+    elif feed == "compiled":
+        compiled = dataclasses.replace(recipe, loop="compiled")
+        schedule = batch_schedule(compiled, labels, seed=seed)
+        steps_of = compiled_train_function(compiled, model, raw, labels, schedule)
+
+        def run(rows):
+            n = rows // batch_size
+            for start in range(0, n, steps_per_execution):
+                block = min(steps_per_execution, n - start)
+                out = steps_of(
+                    tf.constant(start, tf.int64), tf.constant(block, tf.int64)
+                )
+            out.numpy()  # wait for the last call
+
     else:
 
         def run(rows):
@@ -298,6 +327,221 @@ def training_throughput(
         "seconds_all": times,
         "triplets_per_second": rate,
         "seconds_per_60000_triplets": 60000 / rate,
+    }
+
+
+class _QualityClock(keras.callbacks.Callback):
+    """Training time (evaluation excluded) until a validation metric is reached."""
+
+    def __init__(self, x_val: Dict[str, tf.Tensor], every: int, target, squared: bool):
+        super().__init__()
+        self.x_val, self.every, self.target = x_val, every, target
+        self.squared = squared
+        self.checks: List[Dict[str, float]] = []
+        self.reached = None
+        self._steps = 0
+
+    def on_train_begin(self, logs=None):
+        self._elapsed = 0.0
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self._steps % self.every == 0:
+            self._check()
+
+    def on_train_end(self, logs=None):
+        if not self.checks or self.checks[-1]["step"] != self._steps:
+            self._check()
+
+    def _check(self):
+        self._elapsed += time.perf_counter() - self._start
+        out = self.model.predict(self.x_val, batch_size=1024, verbose=0)
+        a, p, n = np.split(np.asarray(out, np.float64), 3, axis=1)
+        d_ap, d_an = ((a - p) ** 2).sum(1), ((a - n) ** 2).sum(1)
+        if not self.squared:
+            d_ap, d_an = np.sqrt(d_ap), np.sqrt(d_an)
+        metric = float(np.mean(d_ap - d_an < 0))  # the seed's metric
+        self.checks.append(
+            {"step": self._steps, "seconds": self._elapsed, "seed_metric": metric}
+        )
+        if self.target is not None and metric >= self.target and self.reached is None:
+            self.reached = self.checks[-1]
+            self.model.stop_training = True
+        self._start = time.perf_counter()
+
+
+def time_to_quality(
+    recipe,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    target: Optional[float] = None,
+    check_every: int = 200,
+    seed: int = 0,
+) -> Dict[str, object]:
+    """Training time until a triplet recipe reaches a seed metric on validation.
+
+    The way MLPerf Training measures: the clock runs from the start of
+    training (after the network is built: tracing and compilation count) and
+    stops at the first check whose metric reaches ``target``; the time spent
+    evaluating is not counted. Every ``check_every`` steps (and at the end)
+    the training model, in inference mode, scores the seed's offline
+    triplets of the validation split (seed 1) with the seed's metric, the
+    share of triplets with ``d(a, p) < d(a, n)``.
+
+    Parameters
+    ----------
+    recipe : tripletutils.training.Recipe
+        A triplet scheme (``seed_triplets`` or ``random_triplets``).
+    x_train, x_val : numpy.ndarray
+        ``float32`` images in [0, 1], shape ``(N, 28, 28, 1)``.
+    y_train, y_val : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    target : float, optional
+        Stop training when a check reaches it. None: train the whole budget.
+    check_every : int, default 200
+        A multiple of ``recipe.steps_per_execution``.
+    seed : int, default 0
+
+    Returns
+    -------
+    dict
+        ``checks`` (list of ``{"step", "seconds", "seed_metric"}``),
+        ``reached`` (the first check at or above ``target``, or None),
+        ``seconds`` (its training time, or None), ``final`` (the last
+        check's metric), ``target``, ``recipe`` (dict), ``seed``.
+
+    Raises
+    ------
+    ValueError
+        On an online recipe or a ``check_every`` that is not a positive
+        multiple of ``steps_per_execution``.
+    """
+    if not recipe.triplet_model:
+        raise ValueError(
+            f"time_to_quality needs a triplet scheme, got {recipe.mining!r}"
+        )
+    if (
+        isinstance(check_every, bool)
+        or not isinstance(check_every, int)
+        or check_every < 1
+        or check_every % recipe.steps_per_execution
+    ):
+        raise ValueError(
+            "check_every must be a positive multiple of steps_per_execution="
+            f"{recipe.steps_per_execution}, got {check_every!r}"
+        )
+    triplets = seed_offline_triplets(y_val, seed=1)
+    xv = tf.constant(recipe_inputs(recipe, x_val))
+    x_val_t = {
+        name: tf.gather(xv, triplets[:, j])
+        for j, name in enumerate(("anchor", "positive", "negative"))
+    }
+    clock = _QualityClock(x_val_t, check_every, target, recipe.squared)
+    train(recipe, x_train, y_train, seed=seed, callbacks=[clock])
+    reached = clock.reached
+    return {
+        "recipe": dataclasses.asdict(recipe),
+        "seed": seed,
+        "target": target,
+        "checks": clock.checks,
+        "reached": reached,
+        "seconds": None if reached is None else reached["seconds"],
+        "final": clock.checks[-1]["seed_metric"],
+    }
+
+
+def _layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def flops_per_image(model: keras.Model) -> int:
+    """Floating-point operations of one image through a network's layers.
+
+    Counts the multiply-adds (2 FLOPs each) of the ``Conv2D`` and ``Dense``
+    layers, nested models included; activations, pooling and the rest are
+    left out (a few percent at most for these networks).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built, with known output shapes per layer.
+
+    Returns
+    -------
+    int
+        FLOPs per image.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a Keras model.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    total = 0
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2 * h * w * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            total += 2 * cin * cout
+    return int(total)
+
+
+def gemm_peak(dtype: str = "bfloat16", n: int = 2048, repeats: int = 5) -> Dict:
+    """Measured matrix-multiply throughput: an arithmetic limit for this CPU.
+
+    Times ``repeats`` calls of a compiled ``n x n`` by ``n x n`` product in
+    ``dtype`` after two warm-up calls, the same way as
+    :func:`embedding_throughput` (a ``tf.function`` on tensors in memory,
+    ``time.perf_counter``, the median).
+
+    Parameters
+    ----------
+    dtype : {"float32", "bfloat16"}, default "bfloat16"
+    n : int, default 2048
+    repeats : int, default 5
+
+    Returns
+    -------
+    dict
+        ``dtype``, ``n``, ``gflops`` (median, ``2 n^3`` FLOPs a call),
+        ``gflops_all``.
+
+    Raises
+    ------
+    ValueError
+        On another dtype or a non-positive size.
+    """
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f'dtype must be "float32" or "bfloat16", got {dtype!r}')
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or repeats < 1:
+        raise ValueError(f"n and repeats must be positive ints, got {n!r}, {repeats!r}")
+    rng = np.random.default_rng(0)
+    a = tf.cast(tf.constant(rng.random((n, n), np.float32)), dtype)
+    b = tf.cast(tf.constant(rng.random((n, n), np.float32)), dtype)
+    fn = tf.function(tf.matmul)
+    for _ in range(2):
+        fn(a, b).numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(a, b).numpy()
+        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return {
+        "dtype": dtype,
+        "n": n,
+        "gflops": statistics.median(rates),
+        "gflops_all": rates,
     }
 
 
@@ -379,6 +623,21 @@ TRAINING_CONFIGS = (
         ),
     ),
     (
+        "compiled loop, float32 (no fit; spe=100)",
+        dict(batch_size=32, steps=300, steps_per_execution=100, feed="compiled"),
+    ),
+    (
+        "compiled loop + fused + spe=100 + bfloat16",
+        dict(
+            batch_size=32,
+            steps=300,
+            steps_per_execution=100,
+            fused=True,
+            precision="mixed_bfloat16",
+            feed="compiled",
+        ),
+    ),
+    (
         "batch 256, NumPy arrays (changes the optimisation)",
         dict(batch_size=256, steps=40, feed="arrays"),
     ),
@@ -392,7 +651,79 @@ TRAINING_CONFIGS = (
             precision="mixed_bfloat16",
         ),
     ),
+    (
+        "batch 256 + compiled loop + fused + spe=10 + bfloat16",
+        dict(
+            batch_size=256,
+            steps=40,
+            steps_per_execution=10,
+            fused=True,
+            precision="mixed_bfloat16",
+            feed="compiled",
+        ),
+    ),
 )
+
+
+def _time_to_quality_rows(x_train, y_train, seeds, check_every=200) -> Dict:
+    """Plain (``fit``) vs fast seed recipe: time to the plain runs' mean metric.
+
+    On the book's split (54,000 / 6,000 validation). The plain runs first
+    train the seed's budget; the target is the mean of their final validation
+    metric. A plain run that did not reach it within the budget is run again
+    (same seed, so the same first epochs: the learning rate is constant) with
+    twice the budget, stopping at the target; the fast runs get twice the
+    budget too and stop at the target.
+    """
+    from .sampling import split_indices
+
+    train_idx, val_idx = split_indices(y_train, 0.1, seed=0)
+    data = (x_train[train_idx], y_train[train_idx], x_train[val_idx], y_train[val_idx])
+    longer = {"epochs": 2 * SEED_RECIPE.epochs}
+    first = {}
+    for seed in seeds:
+        first[seed] = time_to_quality(SEED_RECIPE, *data, None, check_every, seed)
+        print(f"time to quality: plain seed {seed}, final {first[seed]['final']:.4f}")
+    target = float(np.mean([r["final"] for r in first.values()]))
+    plain, fast = {}, {}
+    for seed in seeds:
+        hit = next(
+            (c for c in first[seed]["checks"] if c["seed_metric"] >= target), None
+        )
+        if hit is not None:
+            plain[seed] = dict(first[seed], reached=hit, seconds=hit["seconds"])
+        else:
+            recipe = dataclasses.replace(SEED_RECIPE, **longer)
+            plain[seed] = time_to_quality(recipe, *data, target, check_every, seed)
+        recipe = dataclasses.replace(FAST_SEED_RECIPE, **longer)
+        fast[seed] = time_to_quality(recipe, *data, target, check_every, seed)
+        print(
+            f"time to quality: seed {seed}, plain {plain[seed]['seconds']} s, "
+            f"fast {fast[seed]['seconds']} s"
+        )
+
+    def summary(runs):
+        times = [r["seconds"] if r["seconds"] is not None else math.inf for r in runs]
+        med = statistics.median(times)
+        return {
+            "median_seconds": None if math.isinf(med) else med,
+            "seconds": [None if math.isinf(t) else t for t in times],
+            "steps": [
+                None if r["reached"] is None else r["reached"]["step"] for r in runs
+            ],
+            "runs": runs,
+        }
+
+    return {
+        "split": "split_indices(y_train, 0.1, seed=0): 54,000 train / 6,000 validation",
+        "metric": "seed metric on seed_offline_triplets(y_val, seed=1)",
+        "check_every": check_every,
+        "target": target,
+        "target_from": "mean final validation metric of the plain runs (seed's budget)",
+        "plain": summary([plain[s] for s in seeds]),
+        "fast": summary([fast[s] for s in seeds]),
+        "seeds": list(seeds),
+    }
 
 
 def main(argv=None) -> int:
@@ -404,7 +735,8 @@ def main(argv=None) -> int:
         ``--output PATH`` (default ``bench.json``), ``--mnist PATH`` (else
         ``TRIPLETUTILS_MNIST`` or Keras's download), ``--repeats N`` (timed
         passes per embedding batch size), ``--rounds N`` (rounds over all the
-        training rows; each row's figure is its median round).
+        training rows; each row's figure is its median round), ``--ttq-seeds
+        N`` (seeds of the time-to-quality rows, default 3; 0 skips them).
 
     Returns
     -------
@@ -432,6 +764,12 @@ def main(argv=None) -> int:
         type=int,
         default=3,
         help="rounds over the training rows (median taken)",
+    )
+    parser.add_argument(
+        "--ttq-seeds",
+        type=int,
+        default=3,
+        help="seeds of the time-to-quality rows (0: skip them)",
     )
     args = parser.parse_args(argv)
 
@@ -481,6 +819,14 @@ def main(argv=None) -> int:
             f"x{base / row['seconds_per_60000_triplets']:.2f}"
             f"  (rounds: {per_round})"
         )
+    if args.ttq_seeds > 0:
+        ttq = _time_to_quality_rows(x_train, y_train, range(args.ttq_seeds))
+        results["time_to_quality"] = ttq
+        plain_s, fast_s = ttq["plain"]["median_seconds"], ttq["fast"]["median_seconds"]
+        print(
+            f"time to quality (seed metric {ttq['target']:.4f} on validation, "
+            f"median of {args.ttq_seeds} seeds): plain {plain_s} s, fast {fast_s} s"
+        )
     from .models import mixed_precision_copy
 
     net = build_embedding_net(seed=0)
@@ -497,6 +843,18 @@ def main(argv=None) -> int:
                 f"{row['images_per_second']:9,.0f} images/s  "
                 f"(spread {row['spread']:.0%})"
             )
+    flops = flops_per_image(net)
+    results["arithmetic"] = {
+        "flops_per_image": flops,
+        "gemm": [gemm_peak(dtype) for dtype in ("float32", "bfloat16")],
+    }
+    for row in results["arithmetic"]["gemm"]:
+        row["images_per_second_limit"] = row["gflops"] * 1e9 / flops
+        print(
+            f"gemm   {row['dtype']:14s} {row['n']}^3: {row['gflops']:7.1f} GFLOP/s, "
+            f"limit {row['images_per_second_limit']:9,.0f} images/s at "
+            f"{flops / 1e6:.2f} MFLOP per image"
+        )
     from .evaluation import embed
 
     train_e = embed(net, x_train * np.float32(255.0))
