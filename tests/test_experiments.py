@@ -133,3 +133,58 @@ def test_load_results_refuses_a_quick_run(tmp_path):
     )
     with pytest.raises(ValueError, match=r"holds seeds \[0\]"):
         X.load_results("seed_reproduction", tmp_path)
+
+
+def test_online_mining_configs_give_every_scheme_every_margin_once():
+    configs = X._mining_configs()
+    keys = [(c["mining"], c["margin"], c["l2_normalize"]) for c in configs]
+    assert len(keys) == len(set(keys)) == 19
+    for scheme in X.MINING_SCHEMES_COMPARED:
+        tried = {m for s, m, l2 in keys if s == scheme and l2}
+        if scheme == "soft_margin":
+            assert tried == {None}  # no margin to choose
+        else:
+            assert set(X.MINING_MARGINS) <= tried, scheme
+    for l2, margin in X.L2_MARGIN_GRID:
+        assert ("batch_all", margin, l2) in keys
+    assert X.MINING_BASE.loop == "compiled" and X.MINING_BASE.precision == "float32"
+
+
+@pytest.mark.slow
+def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(
+        X,
+        "MINING_BASE",
+        dataclasses.replace(X.MINING_BASE, steps=4, steps_per_execution=2),
+    )
+    monkeypatch.setattr(
+        X,
+        "BEST_RECIPE",
+        dataclasses.replace(X.BEST_RECIPE, steps=4, p=4, k=4, steps_per_execution=2),
+    )
+    monkeypatch.setattr(
+        X,
+        "BEST_FIT_RECIPE",
+        dataclasses.replace(
+            X.BEST_FIT_RECIPE, steps=4, p=4, k=4, steps_per_execution=2
+        ),
+    )
+    (x, y), test = _tiny_mnist()
+    mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
+    fast = X._fast_loop_run(0, mnist)
+    assert 0 <= fast["seed_fast"]["seed_metric"] <= 1
+    for key in ("best_plain", "best_fast"):
+        assert (
+            0 <= fast[key]["val_precision_at_1"] <= 1 and fast[key]["fit_seconds"] > 0
+        )
+    mining = X._online_mining_run(0, mnist)["runs"]
+    assert [(r["mining"], r["margin"], r["l2_normalize"]) for r in mining] == [
+        (c["mining"], c["margin"], c["l2_normalize"]) for c in X._mining_configs()
+    ]
+    for r in mining:
+        for key in ("val_precision_at_1", "val_map_at_r", "test_one_nn_accuracy"):
+            assert 0 <= r[key] <= 1
+        if r["l2_normalize"]:
+            assert r["mean_norm"] == pytest.approx(1.0, abs=1e-3)

@@ -502,3 +502,35 @@ def test_compiled_loop_stops_when_a_callback_says_so(tiny_data):
     _, model, hist = train(recipe, x, y, callbacks=[StopAt8()])
     assert len(hist["step_loss"]) == 8 == int(model.optimizer.iterations)
     assert hist["epoch_loss"] == pytest.approx([np.mean(hist["step_loss"])])
+
+
+def test_make_train_function_runs_n_steps_per_call_and_checks_input():
+    import tensorflow as tf
+
+    from tripletutils.distributed import make_train_function
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.1)
+    x = tf.constant(np.random.default_rng(0).normal(size=(8, 3)), tf.float32)
+    y = tf.reduce_sum(x, axis=1, keepdims=True)
+
+    def next_batch(step):  # the same batch every step
+        return x, y
+
+    loss = keras.losses.MeanSquaredError()
+    before = float(np.mean((model(x).numpy() - y.numpy()) ** 2))
+    run = make_train_function(model, loss, optimizer, next_batch)
+    losses = run(tf.constant(0, tf.int64), tf.constant(5, tf.int64)).numpy()
+    assert losses.shape == (5,) and int(optimizer.iterations) == 5
+    assert losses[0] == pytest.approx(before, rel=1e-5)  # the loss before step 1
+    assert np.all(np.diff(losses) < 0)  # gradient descent on a fixed batch
+    for args, match in (
+        (("model", loss, optimizer, next_batch), "keras.Model"),
+        ((model, loss, "sgd", next_batch), "keras optimizer"),
+        ((model, loss, optimizer, None), "callable"),
+    ):
+        with pytest.raises(TypeError, match=match):
+            make_train_function(*args)
+    with pytest.raises(TypeError, match="split_batch must be a bool"):
+        make_train_function(model, loss, optimizer, next_batch, split_batch=1)

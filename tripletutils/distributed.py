@@ -7,11 +7,15 @@ but with TensorFlow 2.21 and Keras 3 it fails under
 asks the strategy to average a nested input batch, which the collective
 strategy cannot do (keras-team/keras#20585, tensorflow/tensorflow#72388).
 
-:func:`train_steps` is the custom training loop that works under every
-strategy: each replica computes the loss on its share of the global batch,
-the gradients are summed across replicas by the Keras optimizer (the loss is
+:func:`make_train_function` is the package's one custom training loop, and
+it works under every strategy: one compiled call runs ``n`` steps; in each,
+every replica computes the loss on its share of the global batch, the
+gradients are summed across replicas by the Keras optimizer (the loss is
 divided by the number of replicas first, so the sum is the gradient of the
 global mean) and every replica applies the same update.
+:func:`tripletutils.training.train` runs it for recipes with
+``loop="compiled"`` (images in memory, batches gathered in the graph);
+:func:`train_steps` runs it on a distributed ``tf.data`` dataset.
 :func:`tf_config` writes the ``TF_CONFIG`` a worker of a cluster needs.
 
 This module imports only tensorflow and keras (plus the standard library).

@@ -123,7 +123,13 @@ def _data_fingerprint(*arrays: np.ndarray) -> str:
 
 
 #: The modules whose code decides the trained weights: part of the cache key.
-_TRAINING_CODE = ("training.py", "models.py", "losses.py", "sampling.py")
+_TRAINING_CODE = (
+    "training.py",
+    "models.py",
+    "losses.py",
+    "sampling.py",
+    "distributed.py",  # the compiled loop
+)
 
 
 def _code_fingerprint() -> str:
