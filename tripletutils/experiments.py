@@ -270,9 +270,9 @@ def _fast_loop_run(seed: int, mnist: tuple) -> Dict:
     return out
 
 
-#: Chapter 6's recipe: the seed's network, P x K = 8 x 12 (96 images a step),
-#: 600 steps, L2-normalised 128-d embeddings, run in the compiled loop in
-#: float32 (the same batches and weights as ``fit``, faster).
+#: Chapter 6's recipe (the seed's network, P x K = 8 x 12 or 96 images a step,
+#: 600 steps, L2-normalised 128-d embeddings), run in the compiled loop in
+#: float32, which gives the same batches and weights as ``fit``, faster.
 MINING_BASE = Recipe(
     "mining_base",
     margin=0.2,
@@ -294,7 +294,7 @@ MINING_SCHEMES_COMPARED = (
     "soft_margin",
 )
 MINING_MARGINS = (0.1, 0.2, 0.5)
-#: Chapter 6's grid of batch-all runs: (l2_normalize, margin).
+#: Chapter 6's grid of batch-all runs, as (l2_normalize, margin) pairs.
 L2_MARGIN_GRID = ((True, 0.2), (True, 1.0), (False, 0.2), (False, 1.0))
 
 

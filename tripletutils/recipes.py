@@ -89,7 +89,7 @@ BEST_RECIPE = Recipe(
     precision="mixed_bfloat16",
     loop="compiled",
 )
-#: BEST_RECIPE the plain way: ``model.fit``, 20 steps per call, float32.
+#: BEST_RECIPE run the plain way (``model.fit``, 20 steps per call, float32).
 BEST_FIT_RECIPE = dataclasses.replace(
     BEST_RECIPE,
     name="best_fit",
@@ -98,10 +98,10 @@ BEST_FIT_RECIPE = dataclasses.replace(
     precision="float32",
 )
 
-#: The seed recipe with the fast settings: the compiled loop, fused branches,
-#: 100 steps per call and bfloat16 computations (float32 weights and loss).
-#: The same batches as SEED_RECIPE; the experiment ``fast_loop`` compares the
-#: results over seeds.
+#: The seed recipe with the fast settings (the compiled loop, fused branches,
+#: 100 steps per call and bfloat16 computations, with float32 weights and
+#: loss). It trains on the same batches as SEED_RECIPE; the experiment
+#: ``fast_loop`` compares the results over seeds.
 FAST_SEED_RECIPE = dataclasses.replace(
     SEED_RECIPE,
     name="seed_fast",

@@ -116,8 +116,8 @@ def _real(value, name: str) -> float:
 #: float compute dtype (mixed_float16 gets loss scaling, see make_optimizer).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
-#: How :func:`train` runs the steps: Keras's ``model.fit`` on a ``tf.data``
-#: pipeline, or one compiled loop over images held in memory.
+#: The ways :func:`train` can run the steps, Keras's ``model.fit`` on a
+#: ``tf.data`` pipeline or one compiled loop over images held in memory.
 LOOPS = ("fit", "compiled")
 
 
