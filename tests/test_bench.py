@@ -58,14 +58,18 @@ def _count_fit_calls(monkeypatch, stall=0.0):
     return iterations
 
 
+def _random_images(n=120, classes=3):
+    """n random images in [0, 1) of ``classes`` classes, in turn."""
+    rng = np.random.default_rng(0)
+    return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % classes
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("feed", ["dataset", "arrays"])
 def test_training_throughput_times_whole_fit_calls(monkeypatch, feed):
     from tripletutils.bench import training_throughput
 
-    rng = np.random.default_rng(0)
-    x = rng.random((120, 28, 28, 1)).astype(np.float32)
-    y = np.arange(120) % 3
+    x, y = _random_images()
     iterations = _count_fit_calls(monkeypatch, stall=0.25)
     row = training_throughput(x, y, batch_size=8, steps=4, feed=feed, repeats=3)
     # a warm-up call of 2 steps, then 3 timed calls of exactly 4 steps each
@@ -82,9 +86,7 @@ def test_training_throughput_times_whole_fit_calls(monkeypatch, feed):
 def test_training_throughput_options_and_bad_input(monkeypatch):
     from tripletutils.bench import training_throughput
 
-    rng = np.random.default_rng(0)
-    x = rng.random((120, 28, 28, 1)).astype(np.float32)
-    y = np.arange(120) % 3
+    x, y = _random_images()
     iterations = _count_fit_calls(monkeypatch)
     fast = training_throughput(
         x,
@@ -120,9 +122,7 @@ def test_search_time_and_memory():
 def test_training_throughput_compiled_loop_runs_every_step_without_fit(monkeypatch):
     from tripletutils.bench import training_throughput
 
-    rng = np.random.default_rng(0)
-    x = rng.random((120, 28, 28, 1)).astype(np.float32)
-    y = np.arange(120) % 3
+    x, y = _random_images()
     iterations = _count_fit_calls(monkeypatch)
     row = training_throughput(
         x, y, batch_size=8, steps=6, steps_per_execution=4, feed="compiled", repeats=2

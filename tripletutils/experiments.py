@@ -56,7 +56,7 @@ from .recipes import (
     _replace,
 )
 from .sampling import seed_offline_triplets, split_indices
-from .training import Recipe, recipe_inputs, train
+from .training import MINING_SCHEMES, Recipe, recipe_inputs, train
 
 __all__ = [
     "RESULTS",
@@ -285,14 +285,7 @@ MINING_BASE = Recipe(
     steps_per_execution=100,
 )
 #: Chapter 6's schemes and the margins each (but soft-margin) is tried with.
-MINING_SCHEMES_COMPARED = (
-    "seed_triplets",
-    "random_triplets",
-    "batch_all",
-    "batch_hard",
-    "semi_hard",
-    "soft_margin",
-)
+MINING_SCHEMES_COMPARED = MINING_SCHEMES
 MINING_MARGINS = (0.1, 0.2, 0.5)
 #: Chapter 6's grid of batch-all runs, as (l2_normalize, margin) pairs.
 L2_MARGIN_GRID = ((True, 0.2), (True, 1.0), (False, 0.2), (False, 1.0))

@@ -525,14 +525,25 @@ def training_data(
     """
     _check_recipe(recipe)
     _check_images_labels(x_train, y_train, "training")
+    return _pipeline(recipe, x_train, y_train, seed, indices_only=False)
+
+
+def _pipeline(recipe: Recipe, x_train, y_train, seed: int, indices_only: bool):
+    """The recipe's seeded pipeline (images, or with ``indices_only`` positions)."""
     batch = recipe.batch_size
+    flag = {"indices_only": indices_only}
     if recipe.steps is None:  # the seed's budget, in epochs
         fixed = seed_offline_triplets(y_train, seed=seed)
         if recipe.mining == "seed_triplets":
-            data = triplet_dataset(x_train, fixed, batch_size=batch, seed=seed)
+            data = triplet_dataset(x_train, fixed, batch_size=batch, seed=seed, **flag)
             return data, None, recipe.epochs
         data, steps = random_triplet_dataset(
-            x_train, y_train, batch_size=batch, seed=seed, triplets_per_epoch=len(fixed)
+            x_train,
+            y_train,
+            batch_size=batch,
+            seed=seed,
+            triplets_per_epoch=len(fixed),
+            **flag,
         )
         return data, steps, recipe.epochs
     if recipe.mining == "seed_triplets":
@@ -542,12 +553,15 @@ def training_data(
                 f"a batch of {batch} triplets needs at least that many, but the "
                 f"seed's scheme builds {len(triplets)} from these labels"
             )
-        data = triplet_dataset(x_train, triplets, batch_size=batch, seed=seed)
+        data = triplet_dataset(x_train, triplets, batch_size=batch, seed=seed, **flag)
         return data.repeat(), recipe.steps, 1
     if recipe.mining == "random_triplets":
-        data, _ = random_triplet_dataset(x_train, y_train, batch_size=batch, seed=seed)
+        data, _ = random_triplet_dataset(
+            x_train, y_train, batch_size=batch, seed=seed, **flag
+        )
         return data, recipe.steps, 1
-    return pk_dataset(x_train, y_train, recipe.p, recipe.k, seed=seed), recipe.steps, 1
+    data = pk_dataset(x_train, y_train, recipe.p, recipe.k, seed=seed, **flag)
+    return data, recipe.steps, 1
 
 
 def batch_schedule(
@@ -592,46 +606,12 @@ def batch_schedule(
             "y_train must be an integer numpy array, got "
             f"{type(y_train).__name__} {getattr(y_train, 'dtype', '')}"
         )
-    batch = recipe.batch_size
     positions = np.zeros((len(y_train), 1, 1, 1), np.uint8)  # never gathered
-    if recipe.steps is None:
-        fixed = seed_offline_triplets(y_train, seed=seed)
-        if recipe.mining == "seed_triplets":
-            ds = triplet_dataset(
-                positions, fixed, batch_size=batch, seed=seed, indices_only=True
-            )
-            per_epoch = int(ds.cardinality())
-        else:
-            ds, per_epoch = random_triplet_dataset(
-                positions,
-                y_train,
-                batch_size=batch,
-                seed=seed,
-                triplets_per_epoch=len(fixed),
-                indices_only=True,
-            )
-        ds = ds.repeat() if recipe.mining == "seed_triplets" else ds
-        total = per_epoch * recipe.epochs
-    else:
-        if recipe.mining == "seed_triplets":
-            triplets = seed_offline_triplets(y_train, seed=seed)
-            if len(triplets) < batch:
-                raise ValueError(
-                    f"a batch of {batch} triplets needs at least that many, but the "
-                    f"seed's scheme builds {len(triplets)} from these labels"
-                )
-            ds = triplet_dataset(
-                positions, triplets, batch_size=batch, seed=seed, indices_only=True
-            ).repeat()
-        elif recipe.mining == "random_triplets":
-            ds, _ = random_triplet_dataset(
-                positions, y_train, batch_size=batch, seed=seed, indices_only=True
-            )
-        else:
-            ds = pk_dataset(
-                positions, y_train, recipe.p, recipe.k, seed=seed, indices_only=True
-            )
-        per_epoch = total = recipe.steps
+    ds, per_epoch, epochs = _pipeline(recipe, positions, y_train, seed, True)
+    if per_epoch is None:  # the seed's fixed triplets, by epochs
+        per_epoch = int(ds.cardinality())
+        ds = ds.repeat()
+    total = per_epoch * epochs
     batches = [b.numpy() for b in ds.take(total)]
     sizes = np.array([len(b) for b in batches], np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
