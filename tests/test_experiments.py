@@ -188,3 +188,49 @@ def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypa
             assert 0 <= r[key] <= 1
         if r["l2_normalize"]:
             assert r["mean_norm"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_unseen_classes_chooses_without_the_unseen_digits():
+    import dataclasses
+
+    base = dataclasses.asdict(X.UNSEEN_BASE)
+    best = dataclasses.asdict(X.BEST_RECIPE)
+    differs = {k for k in base if base[k] != best[k]}
+    assert differs == {"name", "p", "steps"}  # the best recipe on 6 classes
+    assert X.UNSEEN_BASE.p == X.SEEN_DIGITS == 6
+    assert X.BEST_RECIPE.learning_rate in X.UNSEEN_LEARNING_RATES
+    config = X.EXPERIMENTS["unseen_classes"].config
+    assert config["seen_digits"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_unseen_classes_scores_a_diverged_run_as_none():
+    e = np.ones((6, 4), np.float32)
+    e[2, 1] = np.nan
+    assert X._scores(e, np.array([0, 0, 1, 1, 2, 2])) == (None, None)
+    good = np.eye(6, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+    assert X._scores(good, np.array([0, 0, 1, 1, 2, 2])) == (1.0, 1.0)
+
+
+@pytest.mark.slow
+def test_unseen_classes_run_records_what_chapter_8_reads(monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(
+        X,
+        "UNSEEN_BASE",
+        dataclasses.replace(X.UNSEEN_BASE, steps=4, k=4, steps_per_execution=2),
+    )
+    (x, y), test = _tiny_mnist()
+    mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
+    runs = X._unseen_classes_run(0, mnist)["runs"]
+    assert [(r["embedding"], r["learning_rate"]) for r in runs] == [
+        (name, lr)
+        for lr in X.UNSEEN_LEARNING_RATES
+        for name in ("triplet", "softmax", "softmax_l2")
+    ]
+    for r in runs:
+        for part in ("val", "test_seen", "test_unseen"):
+            for metric in ("precision_at_1", "map_at_r"):
+                value = r[f"{part}_{metric}"]
+                assert value is None or 0 <= value <= 1, (r["embedding"], part)
+        assert r["fit_seconds"] > 0

@@ -24,6 +24,9 @@ them. The experiments so far:
   and the best recipe (Precision@1 on the validation split) (chapter 10).
 * ``online_mining``: chapter 6's schemes over 5 seeds, each with its margin
   chosen on the validation split, and the L2 x margin grid (chapter 6).
+* ``unseen_classes``: chapter 8's triplet embedding and softmax baseline,
+  trained on the digits 0-5 over 5 seeds and 3 learning rates each; the
+  validation images of 0-5 choose, the test images of 6-9 report (chapter 8).
 
 This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipes`.
 """
@@ -56,7 +59,13 @@ from .recipes import (
     _replace,
 )
 from .sampling import seed_offline_triplets, split_indices
-from .training import MINING_SCHEMES, Recipe, recipe_inputs, train
+from .training import (
+    MINING_SCHEMES,
+    Recipe,
+    recipe_inputs,
+    train,
+    train_softmax_baseline,
+)
 
 __all__ = [
     "RESULTS",
@@ -67,6 +76,9 @@ __all__ = [
     "MINING_SCHEMES_COMPARED",
     "MINING_MARGINS",
     "L2_MARGIN_GRID",
+    "UNSEEN_BASE",
+    "UNSEEN_LEARNING_RATES",
+    "SEEN_DIGITS",
     "t_interval",
     "bootstrap_interval",
     "run_experiment",
@@ -344,6 +356,61 @@ def _online_mining_run(seed: int, mnist: tuple) -> Dict:
     return {"runs": runs}
 
 
+#: Chapter 8's recipe, the best recipe's network and schedule on the six seen
+#: digits (6 classes x 16 images a step, 800 steps). Its softmax baseline gets
+#: the same network, images per step and steps.
+UNSEEN_BASE = dataclasses.replace(BEST_RECIPE, name="seen_digits", p=6, k=16, steps=800)
+#: The learning rates each of chapter 8's two models is tried with.
+UNSEEN_LEARNING_RATES = (1e-3, 3e-3, 1e-2)
+#: Chapter 8 trains on the digits below this one and searches among the rest.
+SEEN_DIGITS = 6
+
+
+def _scores(e: np.ndarray, y: np.ndarray) -> Tuple[Optional[float], Optional[float]]:
+    """Leave-one-out Precision@1 and MAP@R, or None for a diverged run."""
+    if not np.all(np.isfinite(e)):
+        return None, None
+    m = retrieval_metrics(e, y, ks=(1,))
+    return m["precision_at_1"], m["mean_average_precision_at_r"]
+
+
+def _unseen_classes_run(seed: int, mnist: tuple) -> Dict:
+    (x_all, y_all), (x_test, y_test) = mnist
+    train_idx, val_idx = split_indices(y_all, 0.1, seed=0)  # the book's split
+    seen_train = train_idx[y_all[train_idx] < SEEN_DIGITS]
+    seen_val = val_idx[y_all[val_idx] < SEEN_DIGITS]  # choosing: no digit 6-9
+    x_seen, y_seen = x_all[seen_train], y_all[seen_train]
+    seen_test, unseen_test = y_test < SEEN_DIGITS, y_test >= SEEN_DIGITS
+    parts = {
+        "val": (x_all[seen_val], y_all[seen_val]),
+        "test_seen": (x_test[seen_test], y_test[seen_test]),
+        "test_unseen": (x_test[unseen_test], y_test[unseen_test]),
+    }
+    runs = []
+    for lr in UNSEEN_LEARNING_RATES:
+        recipe = dataclasses.replace(UNSEEN_BASE, learning_rate=lr)
+        triplet_net, _, triplet_history = train(recipe, x_seen, y_seen, seed=seed)
+        softmax_net, _, softmax_history = train_softmax_baseline(
+            recipe, x_seen, y_seen, seed=seed
+        )
+        models = (
+            ("triplet", triplet_net, triplet_history, False),
+            ("softmax", softmax_net, softmax_history, False),
+            ("softmax_l2", softmax_net, softmax_history, True),
+        )
+        for name, net, history, normalise in models:
+            run = {"embedding": name, "learning_rate": lr}
+            for part, (x, y) in parts.items():
+                e = embed(net, recipe_inputs(recipe, x))
+                if normalise:
+                    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+                p1, mapr = _scores(e, y)
+                run[f"{part}_precision_at_1"], run[f"{part}_map_at_r"] = p1, mapr
+            run["fit_seconds"] = history["fit_seconds"]
+            runs.append(run)
+    return {"runs": runs}
+
+
 #: The named experiments.
 EXPERIMENTS: Dict[str, Experiment] = {
     "seed_reproduction": Experiment(
@@ -406,6 +473,28 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "references": "leave-one-out within each split; 1-NN: the training images",
         },
         run=_online_mining_run,
+    ),
+    "unseen_classes": Experiment(
+        name="unseen_classes",
+        description=(
+            "Chapter 8's two models trained on the digits 0-5 only, over 5 seeds: "
+            "the triplet embedding (the best recipe's network, 6 x 16 images a "
+            "step, 800 steps) and the softmax classifier's penultimate layer (same "
+            "network, images and steps; raw and L2-normalised), each at learning "
+            "rates 1e-3, 3e-3 and 1e-2. Scores, each split among itself "
+            "(leave-one-out): Precision@1 and MAP@R of the validation images of "
+            "0-5 (for choosing), of the test images of 0-5 and of 6-9 (reporting)."
+        ),
+        seeds=tuple(range(5)),
+        config={
+            "base": dataclasses.asdict(UNSEEN_BASE),
+            "learning_rates": list(UNSEEN_LEARNING_RATES),
+            "seen_digits": list(range(SEEN_DIGITS)),
+            "embeddings": ["triplet", "softmax", "softmax_l2"],
+            "split": "split_indices(y_train, 0.1, seed=0), digits 0-5 of each part",
+            "references": "leave-one-out within each part",
+        },
+        run=_unseen_classes_run,
     ),
 }
 
