@@ -234,3 +234,69 @@ def test_unseen_classes_run_records_what_chapter_8_reads(monkeypatch):
                 value = r[f"{part}_{metric}"]
                 assert value is None or 0 <= value <= 1, (r["embedding"], part)
         assert r["fit_seconds"] > 0
+
+
+def test_choose_on_validation_takes_the_best_finite_mean():
+    scores = {0.1: [0.90, 0.92], 0.2: [0.93, 0.93], 0.5: [0.99, None]}
+    assert X.choose_on_validation(scores, "val_map_at_r") == 0.2  # 0.5 diverged
+    scores[0.5] = [0.99, float("nan")]
+    assert X.choose_on_validation(scores, "val_map_at_r") == 0.2
+    scores[0.5] = [0.99, 0.98]
+    assert X.choose_on_validation(scores, "val_map_at_r") == 0.5
+    tie = {"a": [0.5, 0.7], "b": [0.6, 0.6]}  # equal means: the first wins
+    assert X.choose_on_validation(tie, "val_precision_at_1") == "a"
+
+
+@pytest.mark.parametrize(
+    "scores, metric, error, match",
+    [
+        ({"a": [0.9]}, "test_map_at_r", ValueError, "validation scores only"),
+        ({"a": [0.9]}, 3, TypeError, "metric must be a str"),
+        ([0.9], "val_map_at_r", TypeError, "mapping"),
+        ({}, "val_map_at_r", ValueError, "empty"),
+        ({"a": [0.9], "b": [0.9, 0.8]}, "val_map_at_r", ValueError, "same number"),
+        ({"a": [None], "b": [float("inf")]}, "val_p1", ValueError, "finite"),
+        ({"a": []}, "val_p1", ValueError, "non-empty"),
+    ],
+)
+def test_choose_on_validation_rejects_bad_input(scores, metric, error, match):
+    with pytest.raises(error, match=match):
+        X.choose_on_validation(scores, metric)
+
+
+def test_recipe_search_candidates_change_one_thing_each():
+    import dataclasses
+
+    best = dataclasses.asdict(X.SEARCH_START)
+    assert X.RECIPE_CANDIDATES["best"] == X.SEARCH_START
+    start = dataclasses.replace(X.SEARCH_START, margin=X.BEST_RECIPE.margin)
+    assert start == X.BEST_RECIPE  # the search changes the best recipe's margin only
+    for name, recipe in X.RECIPE_CANDIDATES.items():
+        fields = dataclasses.asdict(recipe)
+        changed = {k for k in best if k != "name" and fields[k] != best[k]}
+        assert (name == "best") == (not changed), (name, changed)
+        assert changed <= {"margin", "learning_rate", "mining", "network"}, changed
+        assert recipe.steps == X.BEST_RECIPE.steps  # the same 2-minute budget
+    names = [r.name for r in X.RECIPE_CANDIDATES.values()]
+    assert len(set(names)) == len(names)  # distinct cache keys
+
+
+@pytest.mark.slow
+def test_recipe_search_run_records_what_chapter_7_reads(monkeypatch):
+    import dataclasses
+
+    tiny = {
+        k: dataclasses.replace(r, steps=4, p=4, k=4, steps_per_execution=2)
+        for k, r in X.RECIPE_CANDIDATES.items()
+    }
+    monkeypatch.setattr(X, "RECIPE_CANDIDATES", tiny)
+    (x, y), test = _tiny_mnist()
+    mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
+    out = X._recipe_search_run(0, mnist)
+    assert list(out) == list(tiny)
+    for name, run in out.items():
+        for key in ("val", "test"):
+            for metric in ("precision_at_1", "map_at_r"):
+                value = run[f"{key}_{metric}"]
+                assert value is None or 0 <= value <= 1, (name, key, metric)
+        assert run["fit_seconds"] > 0

@@ -101,3 +101,59 @@ def test_compared_cells_do_not_list_shared_folders(nb):
             f"cell {i} lists a folder that earlier runs may have filled; empty it "
             "first (shutil.rmtree) or list only this run's files"
         )
+
+
+#: The two functions every choice in the chapters goes through.
+CHOOSERS = ("choose_on_validation(", "choose_threshold(")
+#: A choice made by hand would take a maximum; the ones the chapters take and why
+#: none of them chooses anything on test data.
+HAND_MAXIMA = re.compile(r"idxmax\(|argmax\(|max\([^()]*key=")
+ALLOWED_MAXIMA = {
+    ("06", "top = means.idxmax()"): "ranks the final test scores, reports only",
+    ("06", "hardest_pos = ops.argmax("): "batch-hard's hardest positive, in a loss",
+    ("08", "np.argmax(classifier.predict("): "the classifier's predicted digit",
+    ("10", 'same_results["speed-up"].idxmax()'): "the fastest benchmark setting",
+    ("10", 'rows["images_per_second"].idxmax()'): "the fastest inference batch size",
+    ("10", "np.argmax(queries[i : i + chunk] @ index.T"): "a search's nearest item",
+}
+
+
+def _call_arguments(source: str, start: int) -> str:
+    """The text between the parenthesis that opens at ``start`` and its match."""
+    depth = 0
+    for end in range(start, len(source)):
+        depth += {"(": 1, ")": -1}.get(source[end], 0)
+        if depth == 0:
+            return source[start : end + 1]
+    raise AssertionError(f"unbalanced call at {source[start - 30 : start + 30]!r}")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_choices_are_made_on_validation_only(nb):
+    """Every choice goes through a chooser, never handed test data."""
+    chapter = nb.name[:2]
+    for i, cell in enumerate(_cells(nb)):
+        source = _source(cell)
+        if cell["cell_type"] != "code":
+            continue
+        for chooser in CHOOSERS:
+            for match in re.finditer(re.escape(chooser), source):
+                args = _call_arguments(source, match.end() - 1)
+                assert "test" not in args, f"cell {i}: {chooser}{args[1:]} on test data"
+        for line in source.split("\n"):
+            if HAND_MAXIMA.search(line):
+                allowed = [
+                    k for k in ALLOWED_MAXIMA if k[0] == chapter and k[1] in line
+                ]
+                assert allowed, (
+                    f"cell {i}: a maximum taken by hand ({line.strip()!r}); choose "
+                    "with choose_on_validation, or add it to ALLOWED_MAXIMA with why"
+                )
+
+
+def test_the_chapters_that_choose_use_the_chooser():
+    calls = {
+        nb.name[:2]: sum(_source(c).count("choose_on_validation(") for c in _cells(nb))
+        for nb in NOTEBOOKS
+    }
+    assert all(calls[ch] > 0 for ch in ("06", "07", "08")), calls
