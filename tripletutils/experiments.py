@@ -490,14 +490,14 @@ def _unseen_classes_run(seed: int, mnist: tuple) -> Dict:
     return {"runs": runs}
 
 
-#: Where chapter 7's search started: the recipe the book called best before it
-#: chose on validation (margin 0.5), as it was named then.
+#: The recipe chapter 7's search started from, named as it was then (the book's
+#: best recipe before it was chosen on validation, with margin 0.5).
 SEARCH_START = dataclasses.replace(BEST_RECIPE, name="best", margin=0.5)
-#: Chapter 7's search: the starting recipe (keyed "best", its name when the
-#: search ran) and four variations of it, one change each, each trained for
-#: its 2,000 steps (the 2-minute budget) on the book's split. The chapter
-#: chooses among them on the validation images only; the chosen one is
-#: :data:`tripletutils.recipes.BEST_RECIPE`.
+#: The candidates of chapter 7's search, the starting recipe (keyed "best",
+#: its name when the search ran) and four variations of it, one change each,
+#: each trained for its 2,000 steps (the 2-minute budget) on the book's split.
+#: The chapter chooses among them on the validation images only; the chosen
+#: one is :data:`tripletutils.recipes.BEST_RECIPE`.
 RECIPE_CANDIDATES: Dict[str, Recipe] = {
     "best": SEARCH_START,
     "margin_0.2": dataclasses.replace(SEARCH_START, name="best_m02", margin=0.2),
