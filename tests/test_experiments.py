@@ -209,6 +209,9 @@ def test_unseen_classes_scores_a_diverged_run_as_none():
     assert X._scores(e, np.array([0, 0, 1, 1, 2, 2])) == (None, None)
     good = np.eye(6, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
     assert X._scores(good, np.array([0, 0, 1, 1, 2, 2])) == (1.0, 1.0)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert X._scores(good, labels, good, labels) == (1.0, 1.0)  # against references
+    assert X._scores(good, labels, e, labels) == (None, None)  # diverged references
 
 
 @pytest.mark.slow

@@ -445,11 +445,20 @@ UNSEEN_LEARNING_RATES = (1e-3, 3e-3, 1e-2)
 SEEN_DIGITS = 6
 
 
-def _scores(e: np.ndarray, y: np.ndarray) -> Tuple[Optional[float], Optional[float]]:
-    """Leave-one-out Precision@1 and MAP@R, or None for a diverged run."""
-    if not np.all(np.isfinite(e)):
+def _scores(
+    e: np.ndarray,
+    y: np.ndarray,
+    references: Optional[np.ndarray] = None,
+    reference_labels: Optional[np.ndarray] = None,
+) -> Tuple[Optional[float], Optional[float]]:
+    """Precision@1 and MAP@R, or None for a diverged run.
+
+    Leave-one-out among ``e`` without references, else ``e`` against them.
+    """
+    arrays = (e,) if references is None else (e, references)
+    if not all(np.all(np.isfinite(a)) for a in arrays):
         return None, None
-    m = retrieval_metrics(e, y, ks=(1,))
+    m = retrieval_metrics(e, y, references, reference_labels, ks=(1,))
     return m["precision_at_1"], m["mean_average_precision_at_r"]
 
 
@@ -524,11 +533,8 @@ def _recipe_search_run(seed: int, mnist: tuple) -> Dict:
         run["val_precision_at_1"], run["val_map_at_r"] = _scores(e_val, y_val)
         e_tr = embed(net, recipe_inputs(recipe, x_tr))
         e_test = embed(net, recipe_inputs(recipe, x_test))
-        run["test_precision_at_1"] = run["test_map_at_r"] = None
-        if np.all(np.isfinite(e_tr)) and np.all(np.isfinite(e_test)):
-            m = retrieval_metrics(e_test, y_test, e_tr, y_tr, ks=(1,))
-            run["test_precision_at_1"] = m["precision_at_1"]
-            run["test_map_at_r"] = m["mean_average_precision_at_r"]
+        test = _scores(e_test, y_test, e_tr, y_tr)  # against the training images
+        run["test_precision_at_1"], run["test_map_at_r"] = test
         out[key] = run
     return out
 
