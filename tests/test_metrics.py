@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from tripletutils.metrics import nearest_neighbours, retrieval_metrics
+from tripletutils.metrics import (
+    nearest_neighbours,
+    retrieval_metrics,
+    retrieval_per_query,
+)
 
 
 def loop_reference(q, ql, r, rl, same_set, ks):
@@ -279,3 +283,73 @@ def test_labels_of_mixed_integer_types_are_compared_exactly():
     assert retrieval_metrics(q, big, r, big, ks=(1,))["precision_at_1"] == 0.0
     with pytest.raises(ValueError, match="cannot share one integer type"):
         retrieval_metrics(q, big, r, np.array([-1, 5, 6, 6]), ks=(1,))
+
+
+def loop_reference_per_query(q, ql, r, rl, same_set, ks):
+    """Each query's scores written out, NaN for a query without a same-class ref."""
+    rows = []
+    for i in range(len(q)):
+        d = [
+            (np.sum((q[i] - r[j]) ** 2), j)
+            for j in range(len(r))
+            if not (same_set and i == j)
+        ]
+        rel = [rl[j] == ql[i] for _, j in sorted(d)]
+        big_r = sum(rel)
+        row = {"precision_at_1": float(rel[0]) if big_r else np.nan}
+        row["r_precision"] = sum(rel[:big_r]) / big_r if big_r else np.nan
+        ap = sum(sum(rel[: n + 1]) / (n + 1) for n in range(big_r) if rel[n])
+        row["average_precision_at_r"] = ap / big_r if big_r else np.nan
+        for k in ks:
+            row[f"precision_at_{k}"] = sum(rel[:k]) / k if big_r else np.nan
+            row[f"recall_at_{k}"] = float(any(rel[:k])) if big_r else np.nan
+        rows.append(row)
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+
+
+@pytest.mark.parametrize("same_set", [True, False])
+@pytest.mark.parametrize("chunk_size", [1, 7, 1024])
+def test_per_query_matches_loop_reference_and_the_means(same_set, chunk_size):
+    rng = np.random.default_rng(3)
+    q, ql = rng.normal(size=(30, 3)), rng.integers(0, 4, 30)
+    ql[0] = 9  # a class of its own: no reference, NaN everywhere
+    r, rl = (q, ql) if same_set else (rng.normal(size=(40, 3)), rng.integers(0, 4, 40))
+    refs = () if same_set else (r, rl)
+    got = retrieval_per_query(q, ql, *refs, ks=(1, 2, 5), chunk_size=chunk_size)
+    expected = loop_reference_per_query(q, ql, r, rl, same_set, (1, 2, 5))
+    assert set(got) == set(expected)
+    for key, values in expected.items():
+        assert got[key].shape == (30,) and got[key].dtype == np.float64
+        np.testing.assert_allclose(got[key], values, atol=1e-12, err_msg=key)
+    assert np.isnan(got["precision_at_1"][0])
+    means = retrieval_metrics(q, ql, *refs, ks=(1, 2, 5), chunk_size=chunk_size)
+    for key in got:
+        name = "mean_average_precision_at_r" if key.startswith("average") else key
+        assert np.nanmean(got[key]) == pytest.approx(means[name], abs=1e-12), key
+    assert means["queries_skipped"] == 1.0
+
+
+def test_per_query_hand_made_ranking():
+    # ranking of the query at 0.9: 1.0 (c0), 0.0 (c0), 2.0 (c1), 3.0 (c1), 5.0 (c0)
+    refs = np.array([[0.0], [1.0], [5.0], [2.0], [3.0]])
+    labels = np.array([0, 0, 0, 1, 1])
+    got = retrieval_per_query(np.array([[0.9]]), np.array([0]), refs, labels, ks=(2,))
+    assert got["precision_at_1"][0] == 1.0
+    assert got["r_precision"][0] == pytest.approx(2 / 3)  # R = 3: two of the top 3
+    assert got["average_precision_at_r"][0] == pytest.approx((1 + 1) / 3)
+    assert got["precision_at_2"][0] == 1.0 and got["recall_at_2"][0] == 1.0
+
+
+def test_per_query_rejects_what_retrieval_metrics_rejects():
+    e = np.eye(4)
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="give both"):
+        retrieval_per_query(e, y, references=e)
+    with pytest.raises(TypeError, match="integer classes"):
+        retrieval_per_query(e, y.astype(float))
+    with pytest.raises(ValueError, match="exceeds"):
+        retrieval_per_query(e, y, ks=(10,))
+    bad = e.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        retrieval_per_query(bad, y)

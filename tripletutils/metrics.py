@@ -27,6 +27,10 @@ Bad input raises instead of giving a number: a NaN or inf row among the
 queries or references (NumPy's argmin would rank it nearest to every query),
 a ``k`` that is not an int in range, labels that are not integers.
 
+:func:`retrieval_per_query` gives the same scores query by query (for a
+breakdown by class, or a bootstrap over queries); :func:`retrieval_metrics`
+is their mean over the queries scored.
+
 Imports numpy only, so it can be copied alone.
 """
 
@@ -36,7 +40,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["nearest_neighbours", "retrieval_metrics"]
+__all__ = ["nearest_neighbours", "retrieval_metrics", "retrieval_per_query"]
 
 
 def _check_embeddings(name: str, arr: np.ndarray) -> None:
@@ -350,6 +354,56 @@ def retrieval_metrics(
         empty ``ks``, a ``k`` below 1 or above the references available, or
         no query with a reference of its class.
     """
+    scores = retrieval_per_query(
+        queries, query_labels, references, reference_labels, ks, chunk_size
+    )
+    scored = ~np.isnan(scores["precision_at_1"])
+    n = float(scored.sum())
+    result = {
+        "precision_at_1": float(np.sum(scores["precision_at_1"][scored]) / n),
+        "r_precision": float(np.sum(scores["r_precision"][scored]) / n),
+        "mean_average_precision_at_r": float(
+            np.sum(scores["average_precision_at_r"][scored]) / n
+        ),
+    }
+    for k in _check_ks(ks):
+        for name in (f"precision_at_{k}", f"recall_at_{k}"):
+            result[name] = float(np.sum(scores[name][scored]) / n)
+    result["queries_scored"] = n
+    result["queries_skipped"] = float((~scored).sum())
+    return result
+
+
+def retrieval_per_query(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    references: Optional[np.ndarray] = None,
+    reference_labels: Optional[np.ndarray] = None,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int = 1024,
+) -> Dict[str, np.ndarray]:
+    """The scores of :func:`retrieval_metrics`, one per query.
+
+    Parameters
+    ----------
+    queries, query_labels, references, reference_labels, ks, chunk_size
+        As for :func:`retrieval_metrics` (the same checks, the same errors).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``float64`` arrays of shape ``(Q,)``: ``precision_at_1``,
+        ``precision_at_{k}`` and ``recall_at_{k}`` (0 or 1) for each ``k``,
+        ``r_precision`` and ``average_precision_at_r`` (the query's AP@R,
+        whose mean is MAP@R). A query with no reference of its class has NaN
+        in every array. The mean of an array over the non-NaN queries is the
+        matching value of :func:`retrieval_metrics`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`retrieval_metrics`.
+    """
     if (references is None) != (reference_labels is None):
         raise ValueError("give both references and reference_labels, or neither")
     same_set = references is None
@@ -382,37 +436,27 @@ def retrieval_metrics(
     # One chunk of queries at a time: memory stays at chunk_size x depth
     # (depth is the largest class, 6,742 with MNIST's training set).
     ranks = np.arange(1, depth + 1)
-    sums = {"first": 0.0, "rp": 0.0, "map": 0.0}
-    sums.update({f"p{k}": 0.0 for k in ks})
-    sums.update({f"r{k}": 0.0 for k in ks})
+    names = ["precision_at_1", "r_precision", "average_precision_at_r"]
+    names += [f"{kind}_at_{k}" for k in ks for kind in ("precision", "recall")]
+    out = {name: np.full(len(queries), np.nan) for name in names}
     for start, nn in _neighbour_blocks(
         queries, references, depth, same_set, chunk_size
     ):
         stop = start + len(nn)
         keep = scored[start:stop]
+        rows = np.arange(start, stop)[keep]
         rel = (
             reference_labels[nn[keep]] == query_labels[start:stop][keep, None]
         )  # (q, depth)
         r_s = r[start:stop][keep]
         within_r = ranks[None, :] <= r_s[:, None]
         hits = np.cumsum(rel, axis=1)
-        sums["first"] += float(rel[:, 0].sum())
-        sums["rp"] += float(np.sum(np.sum(rel & within_r, axis=1) / r_s))
-        sums["map"] += float(
-            np.sum(np.sum(hits / ranks[None, :] * (rel & within_r), axis=1) / r_s)
+        out["precision_at_1"][rows] = rel[:, 0]
+        out["r_precision"][rows] = np.sum(rel & within_r, axis=1) / r_s
+        out["average_precision_at_r"][rows] = (
+            np.sum(hits / ranks[None, :] * (rel & within_r), axis=1) / r_s
         )
         for k in ks:
-            sums[f"p{k}"] += float(np.sum(hits[:, k - 1] / k))
-            sums[f"r{k}"] += float(np.sum(hits[:, k - 1] > 0))
-    n = float(scored.sum())
-    result = {
-        "precision_at_1": sums["first"] / n,
-        "r_precision": sums["rp"] / n,
-        "mean_average_precision_at_r": sums["map"] / n,
-    }
-    for k in ks:
-        result[f"precision_at_{k}"] = sums[f"p{k}"] / n
-        result[f"recall_at_{k}"] = sums[f"r{k}"] / n
-    result["queries_scored"] = float(scored.sum())
-    result["queries_skipped"] = float((~scored).sum())
-    return result
+            out[f"precision_at_{k}"][rows] = hits[:, k - 1] / k
+            out[f"recall_at_{k}"][rows] = hits[:, k - 1] > 0
+    return out
