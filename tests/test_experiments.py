@@ -193,14 +193,26 @@ def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypa
 def test_unseen_classes_chooses_without_the_unseen_digits():
     import dataclasses
 
-    base = dataclasses.asdict(X.UNSEEN_BASE)
-    best = dataclasses.asdict(X.BEST_RECIPE)
-    differs = {k for k in base if base[k] != best[k]}
-    assert differs == {"name", "p", "steps"}  # the best recipe on 6 classes
-    assert X.UNSEEN_BASE.p == X.SEEN_DIGITS == 6
-    assert X.BEST_RECIPE.learning_rate in X.UNSEEN_LEARNING_RATES
+    # chapter 7's candidates again, on the seen digits' budget, plus lr 1e-2
+    assert list(X.UNSEEN_CANDIDATES) == [*X.RECIPE_CANDIDATES, "lr_1e-2"]
+    for key, recipe in X.UNSEEN_CANDIDATES.items():
+        source = X.RECIPE_CANDIDATES.get(key, X.SEARCH_START)
+        mine, theirs = dataclasses.asdict(recipe), dataclasses.asdict(source)
+        differs = {k for k in mine if mine[k] != theirs[k]}
+        expected = {"name", "p", "steps"} | (
+            {"learning_rate"} if key == "lr_1e-2" else set()
+        )
+        assert differs == expected, key
+        assert (recipe.p, recipe.k, recipe.steps) == (X.SEEN_DIGITS, 16, 800)
+    # the triplet search tries the softmax baseline's learning rates
+    rates = {r.learning_rate for r in X.UNSEEN_CANDIDATES.values()}
+    assert set(X.UNSEEN_LEARNING_RATES) <= rates
+    # no candidate comes from a choice on all ten digits: the start is not BEST
+    assert X.UNSEEN_BASE == X.UNSEEN_CANDIDATES["best"]
+    assert X.UNSEEN_BASE.margin == X.SEARCH_START.margin
     config = X.EXPERIMENTS["unseen_classes"].config
     assert config["seen_digits"] == [0, 1, 2, 3, 4, 5]
+    assert set(config["triplet_candidates"]) == set(X.UNSEEN_CANDIDATES)
 
 
 def test_unseen_classes_scores_a_diverged_run_as_none():
@@ -218,18 +230,21 @@ def test_unseen_classes_scores_a_diverged_run_as_none():
 def test_unseen_classes_run_records_what_chapter_8_reads(monkeypatch):
     import dataclasses
 
-    monkeypatch.setattr(
-        X,
-        "UNSEEN_BASE",
-        dataclasses.replace(X.UNSEEN_BASE, steps=4, k=4, steps_per_execution=2),
-    )
+    tiny = {"steps": 4, "k": 4, "steps_per_execution": 2}
+    candidates = {
+        key: dataclasses.replace(r, **tiny) for key, r in X.UNSEEN_CANDIDATES.items()
+    }
+    monkeypatch.setattr(X, "UNSEEN_CANDIDATES", candidates)
+    monkeypatch.setattr(X, "UNSEEN_BASE", candidates["best"])
     (x, y), test = _tiny_mnist()
     mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
     runs = X._unseen_classes_run(0, mnist)["runs"]
-    assert [(r["embedding"], r["learning_rate"]) for r in runs] == [
-        (name, lr)
+    assert [(r["embedding"], r["candidate"], r["learning_rate"]) for r in runs] == [
+        ("triplet", key, r.learning_rate) for key, r in candidates.items()
+    ] + [
+        (name, None, lr)
         for lr in X.UNSEEN_LEARNING_RATES
-        for name in ("triplet", "softmax", "softmax_l2")
+        for name in ("softmax", "softmax_l2")
     ]
     for r in runs:
         for part in ("val", "test_seen", "test_unseen"):
