@@ -9,7 +9,10 @@ import pytest
 from tripletutils.evaluation import embed
 from tripletutils.models import build_embedding_net
 from tripletutils.recipes import (
+    BEST_FIT_RECIPE,
     BEST_RECIPE,
+    FAST_IMPROVED_RECIPE,
+    FAST_SEED_RECIPE,
     IMPROVED_RECIPE,
     SEED_RECIPE,
     cached_training,
@@ -32,6 +35,32 @@ def test_recipes_differ_only_where_documented():
     assert SEED_RECIPE.steps is None and not SEED_RECIPE.cosine_decay
     assert SEED_RECIPE.activation == "relu" and SEED_RECIPE.raw_pixels
     assert BEST_RECIPE.network == "lenet" and BEST_RECIPE.steps == 2000
+
+
+SPEED = {"loop", "fused", "steps_per_execution", "precision"}
+
+
+@pytest.mark.parametrize(
+    "plain, other",
+    [
+        (SEED_RECIPE, FAST_SEED_RECIPE),
+        (IMPROVED_RECIPE, FAST_IMPROVED_RECIPE),
+        (BEST_RECIPE, BEST_FIT_RECIPE),
+    ],
+)
+def test_speed_variants_change_only_speed_settings(plain, other):
+    a, b = dataclasses.asdict(plain), dataclasses.asdict(other)
+    assert {k for k in a if a[k] != b[k]} <= SPEED | {"name"}
+    assert a["name"] != b["name"]  # their own files in the cache
+
+
+def test_the_two_fast_recipes_share_their_speed_settings():
+    a, b = (
+        dataclasses.asdict(FAST_SEED_RECIPE),
+        dataclasses.asdict(FAST_IMPROVED_RECIPE),
+    )
+    assert {k: a[k] for k in SPEED} == {k: b[k] for k in SPEED}
+    assert FAST_SEED_RECIPE.loop == "compiled" and FAST_SEED_RECIPE.fused
 
 
 def _tiny_net(seed):
