@@ -359,16 +359,10 @@ def retrieval_metrics(
     )
     scored = ~np.isnan(scores["precision_at_1"])
     n = float(scored.sum())
-    result = {
-        "precision_at_1": float(np.sum(scores["precision_at_1"][scored]) / n),
-        "r_precision": float(np.sum(scores["r_precision"][scored]) / n),
-        "mean_average_precision_at_r": float(
-            np.sum(scores["average_precision_at_r"][scored]) / n
-        ),
-    }
-    for k in _check_ks(ks):
-        for name in (f"precision_at_{k}", f"recall_at_{k}"):
-            result[name] = float(np.sum(scores[name][scored]) / n)
+    result = {}
+    for name, values in scores.items():  # the mean of AP@R is MAP@R
+        key = "mean_average_precision_at_r" if name.startswith("average") else name
+        result[key] = float(np.sum(values[scored]) / n)
     result["queries_scored"] = n
     result["queries_skipped"] = float((~scored).sum())
     return result

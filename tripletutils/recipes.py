@@ -105,28 +105,24 @@ BEST_FIT_RECIPE = dataclasses.replace(
     precision="float32",
 )
 
+#: The speed settings of the two fast recipes below.
+_FAST_SETTINGS = {
+    "loop": "compiled",
+    "fused": True,
+    "steps_per_execution": 100,
+    "precision": "mixed_bfloat16",
+}
+
 #: The seed recipe with the fast settings (the compiled loop, fused branches,
 #: 100 steps per call and bfloat16 computations, with float32 weights and
 #: loss). It trains on the same batches as SEED_RECIPE; the experiment
 #: ``fast_loop`` compares the results over seeds.
-FAST_SEED_RECIPE = dataclasses.replace(
-    SEED_RECIPE,
-    name="seed_fast",
-    loop="compiled",
-    fused=True,
-    steps_per_execution=100,
-    precision="mixed_bfloat16",
-)
+FAST_SEED_RECIPE = dataclasses.replace(SEED_RECIPE, name="seed_fast", **_FAST_SETTINGS)
 
 #: The improved recipe with the fast settings of :data:`FAST_SEED_RECIPE`
 #: (the recipe chapter 4 trains and chapter 5 evaluates).
 FAST_IMPROVED_RECIPE = dataclasses.replace(
-    IMPROVED_RECIPE,
-    name="improved_fast",
-    loop="compiled",
-    fused=True,
-    steps_per_execution=100,
-    precision="mixed_bfloat16",
+    IMPROVED_RECIPE, name="improved_fast", **_FAST_SETTINGS
 )
 
 
