@@ -30,6 +30,17 @@ def mnist_path():
     return path
 
 
+@pytest.fixture(autouse=True)
+def bfloat16_everywhere(monkeypatch):
+    """Recipes asking for bfloat16 train in bfloat16 on any machine in the tests.
+
+    So the bfloat16 code paths are tested on CPUs that emulate it too (where
+    :func:`tripletutils.training.train` would otherwise compute in float32);
+    the tests of that choice set or remove the variable themselves.
+    """
+    monkeypatch.setenv("TRIPLETUTILS_BFLOAT16", "1")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -37,7 +37,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import keras
 import numpy as np
 
-from .training import Recipe, train
+from .training import Recipe, compute_precision, train
 
 __all__ = [
     "SEED_RECIPE",
@@ -276,7 +276,9 @@ def load_or_train(
 
     Files: ``<artifacts>/<name>_embedding.keras`` and ``<name>_history.json``.
     The key: the whole recipe (``dataclasses.asdict``, speed settings
-    included), ``seed``, the strategy's type and replica count,
+    included), the precision it computes in on this machine
+    (:func:`tripletutils.training.compute_precision`), ``seed``, the
+    strategy's type and replica count,
     ``validate_every`` and ``monitor_every`` (what the history holds), a hash
     of every byte of the training and validation arrays (a notebook that
     splits the data differently never loads another notebook's model) and a
@@ -333,6 +335,7 @@ def load_or_train(
 
     key = {
         "recipe": dataclasses.asdict(recipe),
+        "precision": compute_precision(recipe),  # bfloat16 only where native
         "seed": seed,
         "strategy": _strategy_key(strategy),
         "validate_every": validate_every,

@@ -26,7 +26,10 @@ import sys
 from types import ModuleType
 from typing import Iterator, Optional
 
-__all__ = ["import_tensorflow", "set_seed"]
+__all__ = ["import_tensorflow", "set_seed", "bfloat16_is_native"]
+
+#: ``/proc/cpuinfo`` flags of x86 CPUs that compute bfloat16 products natively.
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 @contextlib.contextmanager
@@ -61,6 +64,11 @@ def import_tensorflow(min_log_level: int = 3) -> ModuleType:
         Python logger ``tensorflow`` is also set to WARNING (it prints INFO
         lines such as "Assets written to ..." when exporting a SavedModel).
 
+    It also sets ``TF_ENABLE_ONEDNN_OPTS=1`` if the variable is not set yet:
+    TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 or AMX; on
+    a 2-core AMD EPYC with AVX2 it made training 1.3 times faster (300 steps
+    of the book's best recipe in float32: 19.9 s instead of 25.2 s).
+
     Returns
     -------
     module
@@ -80,6 +88,7 @@ def import_tensorflow(min_log_level: int = 3) -> ModuleType:
     if not 0 <= min_log_level <= 3:
         raise ValueError(f"min_log_level must be in 0..3, got {min_log_level}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", str(min_log_level))
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with _stderr_fd_silenced():
@@ -115,3 +124,56 @@ def set_seed(seed: int = 0, deterministic: Optional[bool] = True) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def bfloat16_is_native(cpuinfo: Optional[str] = None) -> bool:
+    """Whether this machine computes bfloat16 natively (so that it pays off).
+
+    On a CPU without bfloat16 instructions TensorFlow emulates them: on a
+    2-core AMD EPYC with AVX2 only, a step of the book's best recipe took
+    0.52 s in bfloat16 and 0.066 s in float32 (200 and 300 steps timed).
+    True on a GPU of compute capability 8.0 or newer, and on an x86 CPU whose
+    ``/proc/cpuinfo`` flags list
+    ``avx512_bf16`` or ``amx_bf16``; False elsewhere (other CPUs, older GPUs,
+    no ``/proc/cpuinfo``). The environment variable ``TRIPLETUTILS_BFLOAT16``
+    overrides the answer: ``1`` for True, ``0`` for False.
+
+    Parameters
+    ----------
+    cpuinfo : str, optional
+        The text of ``/proc/cpuinfo`` (default: read it); for tests.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    TypeError
+        If ``cpuinfo`` is not a str.
+    ValueError
+        If ``TRIPLETUTILS_BFLOAT16`` is set to anything but ``0`` or ``1``.
+    """
+    if cpuinfo is not None and not isinstance(cpuinfo, str):
+        raise TypeError(f"cpuinfo must be a str, got {type(cpuinfo).__name__}")
+    override = os.environ.get("TRIPLETUTILS_BFLOAT16")
+    if override is not None:
+        if override not in ("0", "1"):
+            raise ValueError(f"TRIPLETUTILS_BFLOAT16 must be 0 or 1, got {override!r}")
+        return override == "1"
+    tf = import_tensorflow()
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        if tuple(details.get("compute_capability") or (0, 0)) >= (8, 0):
+            return True
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return any(flag in flags for flag in _BF16_CPU_FLAGS)
+    return False

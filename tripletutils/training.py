@@ -61,6 +61,7 @@ from .models import (
     mixed_precision_copy,
 )
 from .monitor import Monitor
+from .runtime import bfloat16_is_native
 from .sampling import (
     pk_dataset,
     random_triplet_dataset,
@@ -82,6 +83,7 @@ __all__ = [
     "training_data",
     "batch_schedule",
     "compiled_train_function",
+    "compute_precision",
     "train",
     "train_softmax_baseline",
 ]
@@ -754,6 +756,39 @@ def _total_steps(recipe: Recipe, data, steps_per_epoch, epochs) -> int:
     return int(data.cardinality()) * epochs
 
 
+def compute_precision(recipe: Recipe) -> str:
+    """The precision :func:`train` computes a recipe in, on this machine.
+
+    ``precision="mixed_bfloat16"`` is a speed setting, and bfloat16 is fast
+    only where the hardware computes it: elsewhere TensorFlow emulates it, about
+    eight times slower than float32 (see
+    :func:`tripletutils.runtime.bfloat16_is_native`). So a bfloat16 recipe
+    trains in bfloat16 where that is native and in float32 elsewhere; the
+    batches are the same, and the experiment ``fast_loop`` shows that the
+    results stay within the float32 runs' intervals. ``"float32"`` and
+    ``"mixed_float16"`` are kept as asked. ``train`` records the answer in
+    ``history["precision"]``; set ``TRIPLETUTILS_BFLOAT16=1`` to force bfloat16.
+
+    Parameters
+    ----------
+    recipe : Recipe
+
+    Returns
+    -------
+    str
+        One of :data:`PRECISIONS`.
+
+    Raises
+    ------
+    TypeError
+        If ``recipe`` is not a :class:`Recipe`.
+    """
+    _check_recipe(recipe)
+    if recipe.precision == "mixed_bfloat16" and not bfloat16_is_native():
+        return "float32"
+    return recipe.precision
+
+
 def train(
     recipe: Recipe,
     x_train: np.ndarray,
@@ -822,10 +857,13 @@ def train(
         The model ``fit`` trained (see :func:`build_training_model`).
     history : dict
         ``step_loss`` (one per step), ``epoch_loss``, ``fit_seconds``,
-        ``images_per_step``, ``recipe`` (dict), and ``val_steps`` /
+        ``images_per_step``, ``recipe`` (dict, as given), ``precision`` (what
+        it computed in: :func:`compute_precision`), and ``val_steps`` /
         ``val_loss`` and ``monitor`` when asked for.
     """
     _check_recipe(recipe)
+    requested = recipe
+    recipe = dataclasses.replace(recipe, precision=compute_precision(recipe))
     _check_images_labels(x_train, y_train, "training")
     for value, what in (
         (validate_every, "validate_every"),
@@ -961,7 +999,8 @@ def train(
     history["images_per_step"] = recipe.images_per_step
     if monitor is not None:
         history["monitor"] = monitor.records
-    history["recipe"] = dataclasses.asdict(recipe)
+    history["recipe"] = dataclasses.asdict(requested)
+    history["precision"] = recipe.precision
     if recipe.precision != "float32":
         if given is not None:  # the network the caller passed is the one trained
             given.set_weights(trained_net.get_weights())
