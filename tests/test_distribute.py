@@ -172,11 +172,14 @@ def _run_loop(mode, env=None):
 
 
 #: Two replicas sum their gradients in another order than one device: the
-#: losses agree to RTOL for the first steps; later the differences grow (Adam
-#: divides by small second moments early on, and a triplet sitting on the
-#: hinge can flip), seen here at step 17 of 20 (0.5%). So: RTOL on the first
-#: 15 steps, LATE_RTOL on all 20.
-EARLY_STEPS, LATE_RTOL = 15, 1e-2
+#: losses agree to rounding for the first steps; then the differences grow
+#: about tenfold a step (Adam divides by small second moments early on, and a
+#: triplet sitting on the hinge can flip). When they start depends on the CPU's
+#: arithmetic: on an Intel Xeon with AVX-512 they stayed within RTOL for 15
+#: steps; on an AVX2-only AMD EPYC the relative differences of steps 0-7 were
+#: 0, 0, 1.3e-7, 5.5e-6, 5.2e-6, 4.2e-5, 8.0e-4 and 3.6e-4. So: RTOL on the
+#: first 5 steps, and both runs must learn over all 20.
+EARLY_STEPS = 5
 
 
 @pytest.fixture(scope="module")
@@ -193,11 +196,11 @@ def test_custom_loop_mirrored_matches_single_device(loop_single, loop_mirrored):
     single, mirrored = loop_single["losses"], loop_mirrored["losses"]
     assert loop_single["replicas"] == 1 and loop_mirrored["replicas"] == 2
     assert len(mirrored) == len(single) == 20
-    assert np.mean(single[-5:]) < 0.7 * np.mean(single[:5])  # it learned
+    for losses in (single, mirrored):
+        assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])  # it learned
     assert mirrored[:EARLY_STEPS] == pytest.approx(
         single[:EARLY_STEPS], rel=RTOL, abs=1e-6
     )
-    assert mirrored == pytest.approx(single, rel=LATE_RTOL)
 
 
 def test_custom_loop_two_workers_match_mirrored(loop_single, loop_mirrored):
