@@ -63,6 +63,40 @@ def _tiny_mnist():
 
 
 @pytest.mark.slow
+def test_compare_intervals_follows_the_books_rule():
+    a = {"low": 0.90, "high": 0.95}
+    assert X.compare_intervals({"low": 0.96, "high": 0.99}, a) == 1  # wholly above
+    assert X.compare_intervals(a, {"low": 0.96, "high": 0.99}) == -1
+    assert X.compare_intervals(a, {"low": 0.94, "high": 0.99}) == 0  # overlap
+    assert X.compare_intervals(a, {"low": 0.95, "high": 0.99}) == 0  # touching
+    assert X.compare_intervals(a, {"low": 0.91, "high": 0.92}) == 0  # inside
+    assert X.compare_intervals(a, a) == 0
+    # the dicts of t_interval, with a mean and more: only low and high count
+    hi = X.t_interval([0.99, 0.991, 0.992])
+    lo = X.t_interval([0.95, 0.951, 0.952])
+    assert X.compare_intervals(hi, lo) == 1 and X.compare_intervals(lo, hi) == -1
+    # a row of a table (pandas Series) works too
+    pd = pytest.importorskip("pandas")
+    assert X.compare_intervals(pd.Series(hi), pd.Series(lo)) == 1
+
+
+@pytest.mark.parametrize(
+    "a, error, match",
+    [
+        ({"low": 0.9}, TypeError, "must have 'low' and 'high'"),
+        ((0.9, 0.95), TypeError, "must have 'low' and 'high'"),
+        ({"low": "x", "high": 0.95}, TypeError, "must be numbers"),
+        ({"low": 0.96, "high": 0.95}, ValueError, "low > high"),
+        ({"low": math.nan, "high": 0.95}, ValueError, "must be finite"),
+    ],
+)
+def test_compare_intervals_rejects_bad_input(a, error, match):
+    with pytest.raises(error, match=match):
+        X.compare_intervals(a, {"low": 0.9, "high": 0.95})
+    with pytest.raises(error, match=match):
+        X.compare_intervals({"low": 0.9, "high": 0.95}, a)
+
+
 def test_run_experiment_writes_and_loads(tmp_path):
     logged = []
     result = X.run_experiment(
@@ -78,6 +112,7 @@ def test_run_experiment_writes_and_loads(tmp_path):
     with pytest.raises(ValueError, match=r"holds seeds \[0, 1\]"):
         X.load_results("seed_reproduction", tmp_path)  # not the experiment's 10
     assert "make experiments NAME=seed_reproduction" in saved["command"]
+    assert saved["bfloat16_native"] is True  # conftest sets TRIPLETUTILS_BFLOAT16=1
     for run in saved["runs"]:
         for protocol in ("seed_protocol", "book_split"):
             m = run["metrics"][protocol]

@@ -12,6 +12,10 @@ check one live run against them. Intervals:
 * :func:`bootstrap_interval`: a bootstrap 95 % interval over test queries (the
   uncertainty of *one model's* metric on a finite test set).
 
+:func:`compare_intervals` says which of two is better by the book's rule: only
+an interval wholly above the other's is; intervals that overlap (or touch) mean
+that no difference was found.
+
 ``python -m tripletutils.experiments [NAME ...]`` (``make experiments``) runs
 them. The experiments so far:
 
@@ -71,6 +75,7 @@ from .recipes import (
     SEED_RECIPE,
     _replace,
 )
+from .runtime import bfloat16_is_native
 from .sampling import seed_offline_triplets, split_indices
 from .training import (
     MINING_SCHEMES,
@@ -97,6 +102,7 @@ __all__ = [
     "RECIPE_CANDIDATES",
     "t_interval",
     "bootstrap_interval",
+    "compare_intervals",
     "choose_on_validation",
     "run_experiment",
     "load_results",
@@ -222,6 +228,63 @@ def bootstrap_interval(
         "low": float(low),
         "high": float(high),
     }
+
+
+def _interval_bounds(interval, name: str) -> Tuple[float, float]:
+    try:
+        low, high = interval["low"], interval["high"]
+    except (TypeError, KeyError, IndexError):
+        raise TypeError(
+            f"{name} must have 'low' and 'high' entries (as t_interval and "
+            f"bootstrap_interval return), got {type(interval).__name__}"
+        ) from None
+    try:
+        low, high = float(low), float(high)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}'s low and high must be numbers, got {low!r} and {high!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name} must be finite, got [{low}, {high}]")
+    if low > high:
+        raise ValueError(f"{name} has low > high: [{low}, {high}]")
+    return low, high
+
+
+def compare_intervals(a, b) -> int:
+    """Which of two intervals is better, by the book's rule.
+
+    An interval is better only when it lies wholly above the other: its low
+    end above the other's high end. Intervals that overlap, or touch, mean
+    that no difference was found.
+
+    Parameters
+    ----------
+    a, b : mapping
+        Anything with numeric ``"low"`` and ``"high"`` entries (the dicts of
+        :func:`t_interval` and :func:`bootstrap_interval`, a row of a table of
+        them), with ``low <= high``.
+
+    Returns
+    -------
+    int
+        ``1`` if ``a`` is better (``a["low"] > b["high"]``), ``-1`` if ``b``
+        is, ``0`` if they overlap.
+
+    Raises
+    ------
+    TypeError
+        If an interval lacks ``low``/``high`` or they are not numbers.
+    ValueError
+        If a bound is not finite or ``low > high``.
+    """
+    a_low, a_high = _interval_bounds(a, "a")
+    b_low, b_high = _interval_bounds(b, "b")
+    if a_low > b_high:
+        return 1
+    if b_low > a_high:
+        return -1
+    return 0
 
 
 def choose_on_validation(
@@ -702,7 +765,9 @@ def run_experiment(
     -------
     dict
         What was written: ``name``, ``description``, ``command``, ``config``,
-        ``config_hash``, ``package_version``, ``machine``, ``date``,
+        ``config_hash``, ``package_version``, ``machine``,
+        ``bfloat16_native`` (False: the recipes that ask for bfloat16 computed
+        in float32, see :func:`tripletutils.training.compute_precision`), ``date``,
         ``seconds`` (whole experiment) and ``runs`` (one dict per seed:
         ``seed``, ``seconds``, ``metrics``).
     """
@@ -733,6 +798,8 @@ def run_experiment(
         "config_hash": _config_hash(exp.config),
         "package_version": __version__,
         "machine": hardware_info(),
+        # with False, recipes that ask for bfloat16 computed in float32
+        "bfloat16_native": bfloat16_is_native(),
         "python": platform.python_version(),
         "date": datetime.date.today().isoformat(),
         "seconds": time.perf_counter() - started,
