@@ -7,6 +7,7 @@ repository's Makefile.
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,67 @@ def test_pages_workflow_builds_from_committed_outputs_and_deploys():
         s for s in build["steps"] if "upload-pages-artifact" in s.get("uses", "")
     ]
     assert uploads[0]["with"]["path"] == "_build/html"
+
+
+def python_range() -> tuple[str, str]:
+    """The oldest and newest Python minor versions ``requires-python`` allows."""
+    spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "requires-python"
+    ]
+    low = re.search(r">=\s*3\.(\d+)", spec)
+    high = re.search(r"<\s*3\.(\d+)", spec)
+    assert low and high, f"requires-python {spec!r}: expected >=3.X,<3.Y"
+    return f"3.{low.group(1)}", f"3.{int(high.group(1)) - 1}"
+
+
+def ci_run_targets() -> list[str]:
+    """The ``make`` targets ``.ci/run`` runs, in order (``make browser`` aside:
+    the workflow uses the runner's own Chrome, as ``make browser`` needs root)."""
+    text = "\n".join(
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    return [
+        t
+        for t in make_targets(
+            yaml.safe_dump({"jobs": {"j": {"steps": [{"run": text}]}}})
+        )
+        if t != "browser"
+    ]
+
+
+def jobs_by_python() -> dict[str, dict]:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/test.yml").read_text())
+    jobs = {}
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            if "setup-python" in step.get("uses", ""):
+                jobs[str(step["with"]["python-version"])] = job
+    return jobs
+
+
+def test_ci_runs_the_oldest_and_newest_python():
+    assert sorted(jobs_by_python()) == sorted(python_range())
+
+
+def test_oldest_python_job_runs_what_ci_run_runs():
+    """CI on GitHub = CI here: the same make targets as ``.ci/run``, same order."""
+    oldest, _ = python_range()
+    job = jobs_by_python()[oldest]
+    targets = make_targets(yaml.safe_dump({"jobs": {"j": job}}))
+    assert ci_run_targets(), ".ci/run runs no make target"
+    assert targets == ci_run_targets(), (
+        f"test.yml's Python {oldest} job runs {targets}, .ci/run runs "
+        f"{ci_run_targets()}: add the missing steps to .github/workflows/test.yml"
+    )
+
+
+def test_newest_python_job_installs_the_package_and_runs_the_unit_tests():
+    _, newest = python_range()
+    runs = "\n".join(
+        str(step.get("run", "")) for step in jobs_by_python()[newest]["steps"]
+    )
+    assert f"python{newest} -m venv" in runs and 'pip" install' in runs
+    assert "import tripletutils.training" in runs
+    assert f"make unit-all PYTHON=python{newest}" in runs
