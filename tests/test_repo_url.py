@@ -13,7 +13,14 @@ _spec = importlib.util.spec_from_file_location(
 repo_url = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(repo_url)
 
-FILES = ["_config.yml", "README.md", "CITATION.cff", "book/intro.md", "pyproject.toml"]
+FILES = [
+    "_config.yml",
+    "README.md",
+    "CITATION.cff",
+    "book/intro.md",
+    "pyproject.toml",
+    ".github/ISSUE_TEMPLATE/config.yml",
+]
 
 
 @pytest.fixture
@@ -53,6 +60,9 @@ def test_set_url_rewrites_every_copy(copy_of_repo):
     assert {u for _, u in repo_url.copies(copy_of_repo)} == {
         "https://github.com/reader/fork"
     }
+    assert {u for _, u in repo_url.pages_copies(copy_of_repo)} == {
+        "https://reader.github.io/fork/"
+    }
 
 
 def test_bad_urls_are_rejected(copy_of_repo):
@@ -64,3 +74,34 @@ def test_bad_urls_are_rejected(copy_of_repo):
     )
     with pytest.raises(ValueError, match="_config.yml: expected"):
         repo_url.configured_url(copy_of_repo)
+
+
+def test_the_readme_badges_and_book_link_are_copies():
+    readme = ROOT / "README.md"
+    badges = [u for path, u in repo_url.copies() if path == readme]
+    assert len(badges) >= 3  # the install line, the tests badge and its link
+    pages = [u for path, u in repo_url.pages_copies() if path == readme]
+    assert pages and set(pages) == {repo_url.pages_url(repo_url.configured_url())}
+
+
+def test_pages_url():
+    assert (
+        repo_url.pages_url("https://github.com/triplet-loss-book/triplet-loss-book")
+        == "https://triplet-loss-book.github.io/triplet-loss-book/"
+    )
+    assert repo_url.pages_url("https://github.com/Reader/Fork") == (
+        "https://reader.github.io/Fork/"
+    )
+    assert repo_url.pages_url("https://github.com/reader/reader.github.io") == (
+        "https://reader.github.io/"
+    )
+
+
+def test_a_disagreeing_book_link_is_caught(copy_of_repo):
+    config = copy_of_repo / ".github/ISSUE_TEMPLATE/config.yml"
+    pages = repo_url.pages_url(repo_url.configured_url(copy_of_repo))
+    config.write_text(config.read_text().replace(pages, "https://else.github.io/x/"))
+    assert repo_url.disagreements(copy_of_repo) == [
+        ".github/ISSUE_TEMPLATE/config.yml: https://else.github.io/x/ "
+        f"(the configuration says {pages})"
+    ]
