@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from tripletutils.bench import embedding_throughput, hardware_info
+from tripletutils.bench import embedding_throughput
+from tripletutils.runtime import hardware_info
 from tripletutils.models import build_embedding_net
 
 

@@ -1,6 +1,5 @@
 """Repeated runs: intervals against hand computations, the results file round trip."""
 
-import json
 import math
 
 import numpy as np
@@ -62,7 +61,6 @@ def _tiny_mnist():
     return part(400), part(200)
 
 
-@pytest.mark.slow
 def test_compare_intervals_follows_the_books_rule():
     a = {"low": 0.90, "high": 0.95}
     assert X.compare_intervals({"low": 0.96, "high": 0.99}, a) == 1  # wholly above
@@ -97,83 +95,29 @@ def test_compare_intervals_rejects_bad_input(a, error, match):
         X.compare_intervals({"low": 0.9, "high": 0.95}, a)
 
 
-def test_run_experiment_writes_and_loads(tmp_path):
-    logged = []
-    result = X.run_experiment(
-        "seed_reproduction",
-        seeds=[0, 1],
-        mnist=_tiny_mnist(),
-        folder=tmp_path,
-        log=logged.append,
-    )
-    assert len(logged) == 2 and [r["seed"] for r in result["runs"]] == [0, 1]
-    saved = json.loads((tmp_path / "seed_reproduction.json").read_text())
-    assert saved == json.loads(json.dumps(result)) and saved["seeds"] == [0, 1]
-    with pytest.raises(ValueError, match=r"holds seeds \[0, 1\]"):
-        X.load_results("seed_reproduction", tmp_path)  # not the experiment's 10
-    assert "make experiments NAME=seed_reproduction" in saved["command"]
-    assert saved["bfloat16_native"] is True  # conftest sets TRIPLETUTILS_BFLOAT16=1
-    for run in saved["runs"]:
-        for protocol in ("seed_protocol", "book_split"):
-            m = run["metrics"][protocol]
-            assert 0.0 <= m["seed_metric"] <= 1.0 and len(m["per_class"]) == 10
-            assert np.mean(m["per_class"]) == pytest.approx(m["seed_metric"])
-        seed_n = run["metrics"]["seed_protocol"]["train_triplets"]
-        assert seed_n > run["metrics"]["book_split"]["train_triplets"]
-    # the same seed gives the same model: deterministic on CPU
-    again = X.run_experiment(
-        "seed_reproduction", seeds=[1], mnist=_tiny_mnist(), folder=tmp_path / "b"
-    )
-    assert (
-        again["runs"][0]["metrics"]["book_split"]["seed_metric"]
-        == (result["runs"][1]["metrics"]["book_split"]["seed_metric"])
-    )
-
-
-def test_load_results_refuses_stale_or_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="make experiments NAME=seed_rep"):
-        X.load_results("seed_reproduction", tmp_path)
-    (tmp_path / "seed_reproduction.json").write_text(
-        json.dumps({"config_hash": "0123456789abcdef", "runs": []})
-    )
-    with pytest.raises(ValueError, match="another configuration"):
-        X.load_results("seed_reproduction", tmp_path)
-    with pytest.raises(ValueError, match="unknown experiment"):
-        X.load_results("nope", tmp_path)
-    with pytest.raises(ValueError, match="unknown experiment"):
-        X.run_experiment("nope", folder=tmp_path)
-    with pytest.raises(ValueError, match="seeds must be"):
-        X.run_experiment("seed_reproduction", seeds=[], folder=tmp_path)
-
-
-@pytest.mark.parametrize(
-    "argv, match",
-    [
-        (["seed_reproduction", "--seeds", "0", "--folder", "x"], "at least 1"),
-        (["seed_reproduction", "--seeds", "1"], "give a --folder"),
-        (["nope", "--folder", "x"], "unknown experiments"),
-    ],
-)
-def test_main_rejects_bad_arguments(argv, match, capsys):
-    with pytest.raises(SystemExit):
-        X.main(argv)
-    assert match in capsys.readouterr().err
-
-
-def test_load_results_refuses_a_quick_run(tmp_path):
-    config_hash = X._config_hash(X.EXPERIMENTS["seed_reproduction"].config)
-    runs = [{"seed": 0, "seconds": 1.0, "metrics": {}}]
-    (tmp_path / "seed_reproduction.json").write_text(
-        json.dumps({"config_hash": config_hash, "runs": runs})
-    )
-    with pytest.raises(ValueError, match=r"holds seeds \[0\]"):
-        X.load_results("seed_reproduction", tmp_path)
+@pytest.mark.slow
+def test_seed_reproduction_runs_record_what_chapter_5_reads():
+    mnist = _tiny_mnist()
+    out = {
+        p: X._seed_reproduction_run(p, 0, mnist)
+        for p in ("seed_protocol", "book_split")
+    }
+    for m in out.values():
+        assert 0.0 <= m["seed_metric"] <= 1.0 and len(m["per_class"]) == 10
+        assert np.mean(m["per_class"]) == pytest.approx(m["seed_metric"])
+        assert m["precision"] == "float32"
+    assert out["seed_protocol"]["train_triplets"] > out["book_split"]["train_triplets"]
+    again = X._seed_reproduction_run("book_split", 0, mnist)  # deterministic on CPU
+    assert again["seed_metric"] == out["book_split"]["seed_metric"]
 
 
 def test_online_mining_configs_give_every_scheme_every_margin_once():
     configs = X._mining_configs()
     keys = [(c["mining"], c["margin"], c["l2_normalize"]) for c in configs]
     assert len(keys) == len(set(keys)) == 19
+    assert list(X.EXPERIMENTS["online_mining"].candidates) == [
+        X._mining_key(c) for c in configs
+    ]
     for scheme in X.MINING_SCHEMES_COMPARED:
         tried = {m for s, m, l2 in keys if s == scheme and l2}
         if scheme == "soft_margin":
@@ -208,13 +152,17 @@ def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypa
     )
     (x, y), test = _tiny_mnist()
     mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
-    fast = X._fast_loop_run(0, mnist)
+    fast = {key: X._fast_loop_run(key, 0, mnist) for key in X._FAST_LOOP}
+    assert list(fast) == list(X.EXPERIMENTS["fast_loop"].candidates)
     assert 0 <= fast["seed_fast"]["seed_metric"] <= 1
     for key in ("best_plain", "best_fast"):
         assert (
             0 <= fast[key]["val_precision_at_1"] <= 1 and fast[key]["fit_seconds"] > 0
         )
-    mining = X._online_mining_run(0, mnist)["runs"]
+    assert fast["best_fast"]["precision"] == "mixed_bfloat16"  # conftest forces it
+    assert fast["best_plain"]["precision"] == "float32"
+    keys = list(X.EXPERIMENTS["online_mining"].candidates)
+    mining = [X._online_mining_run(key, 0, mnist) for key in keys]
     assert [(r["mining"], r["margin"], r["l2_normalize"]) for r in mining] == [
         (c["mining"], c["margin"], c["l2_normalize"]) for c in X._mining_configs()
     ]
@@ -245,9 +193,12 @@ def test_unseen_classes_chooses_without_the_unseen_digits():
     # no candidate comes from a choice on all ten digits: the start is not BEST
     assert X.UNSEEN_BASE == X.UNSEEN_CANDIDATES["best"]
     assert X.UNSEEN_BASE.margin == X.SEARCH_START.margin
-    config = X.EXPERIMENTS["unseen_classes"].config
-    assert config["seen_digits"] == [0, 1, 2, 3, 4, 5]
-    assert set(config["triplet_candidates"]) == set(X.UNSEEN_CANDIDATES)
+    exp = X.EXPERIMENTS["unseen_classes"]
+    assert exp.common["seen_digits"] == [0, 1, 2, 3, 4, 5]
+    triplet = [k for k, c in exp.candidates.items() if c["embedding"] == "triplet"]
+    assert triplet == list(X.UNSEEN_CANDIDATES)
+    rates = [c["learning_rate"] for k, c in exp.candidates.items() if k not in triplet]
+    assert rates == list(X.UNSEEN_LEARNING_RATES)
 
 
 def test_unseen_classes_scores_a_diverged_run_as_none():
@@ -273,7 +224,11 @@ def test_unseen_classes_run_records_what_chapter_8_reads(monkeypatch):
     monkeypatch.setattr(X, "UNSEEN_BASE", candidates["best"])
     (x, y), test = _tiny_mnist()
     mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
-    runs = X._unseen_classes_run(0, mnist)["runs"]
+    runs = [
+        row
+        for key in X.EXPERIMENTS["unseen_classes"].candidates
+        for row in X._unseen_classes_run(key, 0, mnist)
+    ]
     assert [(r["embedding"], r["candidate"], r["learning_rate"]) for r in runs] == [
         ("triplet", key, r.learning_rate) for key, r in candidates.items()
     ] + [
@@ -345,8 +300,7 @@ def test_recipe_search_run_records_what_chapter_7_reads(monkeypatch):
     monkeypatch.setattr(X, "RECIPE_CANDIDATES", tiny)
     (x, y), test = _tiny_mnist()
     mnist = ((np.concatenate([x] * 3), np.concatenate([y] * 3)), test)
-    out = X._recipe_search_run(0, mnist)
-    assert list(out) == list(tiny)
+    out = {key: X._recipe_search_run(key, 0, mnist) for key in tiny}
     for name, run in out.items():
         for key in ("val", "test"):
             for metric in ("precision_at_1", "map_at_r"):

@@ -91,7 +91,15 @@ CALLS = {
     "plotting.py": (
         "import matplotlib\nmatplotlib.use('Agg')\nassert len(m.digit_palette()) == 10"
     ),
-    "runtime.py": ("tf = m.import_tensorflow()\nm.set_seed(0)\nassert tf.__version__"),
+    "runtime.py": (
+        "tf = m.import_tensorflow()\nm.set_seed(0)\nassert tf.__version__\n"
+        "assert m.hardware_info()['tensorflow'] == tf.__version__"
+    ),
+    "fingerprint.py": (
+        "import numpy as np\nassert len(m.data_fingerprint(np.zeros(3))) == 16\n"
+        "assert m.source_fingerprint('x = 1') != m.source_fingerprint('x = 2')\n"
+        "assert m.source_fingerprint('x = 1  # c') == m.source_fingerprint('x = 1')"
+    ),
 }
 
 #: Modules that build on the others: the README says so.
@@ -101,6 +109,7 @@ BUILD_ON_OTHERS = {
     "recipes.py",
     "bench.py",
     "experiments.py",
+    "engine.py",
 }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import statistics
 import time
 from typing import Dict, List, Optional, Sequence
@@ -25,6 +24,7 @@ import tensorflow as tf
 
 from .metrics import nearest_neighbours
 from .recipes import FAST_SEED_RECIPE, SEED_RECIPE
+from .runtime import hardware_info
 from .sampling import seed_offline_triplets, triplet_dataset
 from .training import (
     batch_schedule,
@@ -38,7 +38,6 @@ from .training import (
 )
 
 __all__ = [
-    "hardware_info",
     "embedding_throughput",
     "training_throughput",
     "time_to_quality",
@@ -48,41 +47,6 @@ __all__ = [
     "peak_memory_mib",
     "main",
 ]
-
-
-def hardware_info() -> Dict[str, str]:
-    """Describe the machine and software a measurement ran on.
-
-    Returns
-    -------
-    dict of str to str
-        ``cpu`` (model name from /proc/cpuinfo, else ``platform.processor()``),
-        ``cores`` (logical CPUs usable by this process), ``python``,
-        ``tensorflow``, ``keras``, ``onednn`` (the ``TF_ENABLE_ONEDNN_OPTS``
-        setting, "default (on)" when unset) and ``gpus`` (count).
-    """
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 0
-    return {
-        "cpu": cpu,
-        "cores": str(cores),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
-        "gpus": str(len(tf.config.list_physical_devices("GPU"))),
-    }
 
 
 def embedding_throughput(

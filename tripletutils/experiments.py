@@ -1,11 +1,11 @@
-"""Repeated runs as code, results as committed data.
+"""The book's experiments, and how their results are compared.
 
-An *experiment* trains and scores the same configuration over several seeds.
-:func:`run_experiment` runs one and writes ``notebooks/results/<name>.json``:
-the configuration and its hash, every seed's metrics and times, the package
-version, the machine and the command that made the file. The chapters read
-these files (:func:`load_results`) for their multi-seed tables and plots, and
-check one live run against them. Intervals:
+An *experiment* trains and scores some candidate configurations, each over
+several seeds: one *run* per (candidate, seed). This module defines them
+(:data:`EXPERIMENTS`: the candidates, the seeds and a function that does one
+run); :mod:`tripletutils.engine` runs them, writes one record per run to
+``notebooks/results/<experiment>/`` and gives the chapters their results
+(:func:`tripletutils.engine.load_results`). Intervals:
 
 * :func:`t_interval`: mean and 95 % t-interval across seeds (the spread of a
   *recipe*);
@@ -16,7 +16,7 @@ check one live run against them. Intervals:
 an interval wholly above the other's is; intervals that overlap (or touch) mean
 that no difference was found.
 
-``python -m tripletutils.experiments [NAME ...]`` (``make experiments``) runs
+``python -m tripletutils.engine [NAME ...]`` (``make experiments``) runs
 them. The experiments so far:
 
 * ``seed_reproduction``: the seed's recipe over 10 seeds, under the seed's own
@@ -34,6 +34,7 @@ them. The experiments so far:
   images of 6-9 report (chapter 8).
 * ``recipe_search``: the best recipe and four variations over 3 seeds; the
   validation split chooses, the test set scores the chosen recipe (chapter 7).
+* ``smoke``: a 4-run check of the engine (only by name).
 
 This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipes`.
 """
@@ -41,14 +42,7 @@ This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipe
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
-import json
 import math
-import platform
-import sys
-import time
-from pathlib import Path
 from typing import (
     Callable,
     Dict,
@@ -63,9 +57,6 @@ from typing import (
 
 import numpy as np
 
-from . import __version__
-from .bench import hardware_info
-from .data import load_mnist
 from .evaluation import embed, per_class_report, seed_metric, triplet_gaps
 from .metrics import nearest_neighbours, retrieval_metrics
 from .recipes import (
@@ -73,9 +64,7 @@ from .recipes import (
     BEST_RECIPE,
     FAST_SEED_RECIPE,
     SEED_RECIPE,
-    _replace,
 )
-from .runtime import bfloat16_is_native
 from .sampling import seed_offline_triplets, split_indices
 from .training import (
     MINING_SCHEMES,
@@ -86,7 +75,6 @@ from .training import (
 )
 
 __all__ = [
-    "RESULTS",
     "SEED_REPORTED",
     "Experiment",
     "EXPERIMENTS",
@@ -104,13 +92,9 @@ __all__ = [
     "bootstrap_interval",
     "compare_intervals",
     "choose_on_validation",
-    "run_experiment",
-    "load_results",
-    "main",
+    "SMOKE_RECIPE",
+    "SMOKE_MARGINS",
 ]
-
-#: Where the committed results live (relative to the repository root).
-RESULTS = Path("notebooks") / "results"
 
 #: The seed's published evaluation (SpikeKing/triplet-loss-mnist, README,
 #: section "验证"): per-class "acc" on its 8,910 test triplets (891 a class), and
@@ -353,77 +337,106 @@ def choose_on_validation(
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A configuration trained and scored once per seed.
+    """Candidates trained and scored once per seed: one *run* per pair.
 
     Attributes
     ----------
     name : str
-        The results file is ``<name>.json``.
+        The records go to ``notebooks/results/<name>/`` (one file per run,
+        :mod:`tripletutils.engine`).
     description : str
     seeds : tuple of int
-    config : dict
-        JSON-serialisable: everything that defines the runs (hashed).
+    candidates : dict
+        Each candidate's name and configuration, JSON-serialisable (hashed into its
+        runs' ids): the recipe as a dict, a learning rate, a scheme.
+    common : dict
+        What every run shares, JSON-serialisable (hashed too): the splits, the
+        test triplets, the references of the scores.
     run
-        A function ``run(seed, mnist) -> dict``: JSON-serialisable metrics
-        for one seed;
-        ``mnist`` is what :func:`tripletutils.data.load_mnist` returns.
+        ``run(candidate, seed, mnist) -> dict`` (or a list of dicts when
+        ``rows``): JSON-serialisable metrics of one run; ``mnist`` is what
+        :func:`tripletutils.data.load_mnist` returns.
+    rows : bool
+        Default False. True: the runs give table rows: the chapters read each seed's rows of every
+        candidate, in candidate order, as ``{"runs": [...]}``; otherwise
+        ``{candidate: metrics}``.
+    default : bool
+        Default True: run by ``make experiments`` without a name (False: only
+        by name).
     """
 
     name: str
     description: str
     seeds: Tuple[int, ...]
-    config: Dict
-    run: Callable[[int, tuple], Dict]
+    candidates: Dict[str, Dict]
+    common: Dict
+    run: Callable[[str, int, tuple], Union[Dict, List[Dict]]]
+    rows: bool = False
+    default: bool = True
 
 
-def _seed_reproduction_run(seed: int, mnist: tuple) -> Dict:
+def _book_split(mnist: tuple):
+    """The book's split of MNIST's training images: (x, y) of train and val."""
+    (x_all, y_all), _ = mnist
+    train_idx, val_idx = split_indices(y_all, 0.1, seed=0)
+    return (x_all[train_idx], y_all[train_idx]), (x_all[val_idx], y_all[val_idx])
+
+
+#: The book's split, as the records' configurations name it.
+_SPLIT = "split_indices(y_train, 0.1, seed=0)"
+
+
+def _seed_reproduction_run(protocol: str, seed: int, mnist: tuple) -> Dict:
     (x_all, y_all), (x_test, y_test) = mnist
     fixed = seed_offline_triplets(y_test, seed=1)  # chapter 5's test triplets
     own = seed_offline_triplets(y_test, seed=seed + 1)  # drawn anew per seed
-    train_idx, _ = split_indices(y_all, 0.1, seed=0)  # the book's split
-    protocols = {
-        "seed_protocol": (x_all, y_all),
-        "book_split": (x_all[train_idx], y_all[train_idx]),
+    if protocol == "seed_protocol":
+        x, y = x_all, y_all
+    else:
+        (x, y), _ = _book_split(mnist)
+    net, _, history = train(SEED_RECIPE, x, y, seed=seed)
+    e = embed(net, recipe_inputs(SEED_RECIPE, x_test))
+    gaps = triplet_gaps(e, fixed, squared=True)
+    report = per_class_report(gaps, y_test[fixed[:, 0]])
+    return {
+        "seed_metric": seed_metric(gaps),
+        "seed_metric_own_triplets": seed_metric(triplet_gaps(e, own, squared=True)),
+        "per_class": [float(row["acc"]) for row in report],
+        "train_triplets": len(seed_offline_triplets(y, seed=seed)),
+        "fit_seconds": history["fit_seconds"],
+        "precision": history["precision"],
     }
-    out = {}
-    for protocol, (x, y) in protocols.items():
-        net, _, history = train(SEED_RECIPE, x, y, seed=seed)
-        e = embed(net, recipe_inputs(SEED_RECIPE, x_test))
-        gaps = triplet_gaps(e, fixed, squared=True)
-        report = per_class_report(gaps, y_test[fixed[:, 0]])
-        out[protocol] = {
-            "seed_metric": seed_metric(gaps),
-            "seed_metric_own_triplets": seed_metric(triplet_gaps(e, own, squared=True)),
-            "per_class": [float(row["acc"]) for row in report],
-            "train_triplets": len(seed_offline_triplets(y, seed=seed)),
-            "fit_seconds": history["fit_seconds"],
-        }
-    return out
 
 
-def _fast_loop_run(seed: int, mnist: tuple) -> Dict:
+#: fast_loop's candidates: the recipe each trains.
+_FAST_LOOP = {
+    "seed_fast": "FAST_SEED_RECIPE",
+    "best_plain": "BEST_FIT_RECIPE",
+    "best_fast": "BEST_RECIPE",
+}
+
+
+def _fast_loop_run(key: str, seed: int, mnist: tuple) -> Dict:
     (x_all, y_all), (x_test, y_test) = mnist
-    fixed = seed_offline_triplets(y_test, seed=1)  # chapter 5's test triplets
-    net, _, history = train(FAST_SEED_RECIPE, x_all, y_all, seed=seed)
-    e = embed(net, recipe_inputs(FAST_SEED_RECIPE, x_test))
-    out = {
-        "seed_fast": {
-            "seed_metric": seed_metric(triplet_gaps(e, fixed, squared=True)),
-            "fit_seconds": history["fit_seconds"],
-        }
-    }
-    train_idx, val_idx = split_indices(y_all, 0.1, seed=0)  # the book's split
-    x_tr, y_tr = x_all[train_idx], y_all[train_idx]
-    x_val, y_val = x_all[val_idx], y_all[val_idx]
-    for key, recipe in (("best_plain", BEST_FIT_RECIPE), ("best_fast", BEST_RECIPE)):
+    recipe = globals()[_FAST_LOOP[key]]
+    if key == "seed_fast":
+        fixed = seed_offline_triplets(y_test, seed=1)  # chapter 5's test triplets
+        net, _, history = train(recipe, x_all, y_all, seed=seed)
+        e = embed(net, recipe_inputs(recipe, x_test))
+        scores = {"seed_metric": seed_metric(triplet_gaps(e, fixed, squared=True))}
+    else:
+        (x_tr, y_tr), (x_val, y_val) = _book_split(mnist)
         net, _, history = train(recipe, x_tr, y_tr, seed=seed)
-        scores = retrieval_metrics(embed(net, recipe_inputs(recipe, x_val)), y_val)
-        out[key] = {
-            "val_precision_at_1": scores["precision_at_1"],
-            "val_map_at_r": scores["mean_average_precision_at_r"],
-            "fit_seconds": history["fit_seconds"],
+        m = retrieval_metrics(embed(net, recipe_inputs(recipe, x_val)), y_val)
+        scores = {
+            "val_precision_at_1": m["precision_at_1"],
+            "val_map_at_r": m["mean_average_precision_at_r"],
         }
-    return out
+    return {
+        **scores,
+        "fit_seconds": history["fit_seconds"],
+        "precision": history["precision"],
+    }
 
 
 #: Chapter 6's recipe (the seed's network, P x K = 8 x 12 or 96 images a step,
@@ -460,44 +473,44 @@ def _mining_configs() -> List[Dict]:
     return configs
 
 
-def _online_mining_run(seed: int, mnist: tuple) -> Dict:
-    (x_all, y_all), (x_test, y_test) = mnist
-    train_idx, val_idx = split_indices(y_all, 0.1, seed=0)  # the book's split
-    x_tr, y_tr = x_all[train_idx], y_all[train_idx]
-    x_val, y_val = x_all[val_idx], y_all[val_idx]
-    runs = []
-    for config in _mining_configs():
-        margin = MINING_BASE.margin if config["margin"] is None else config["margin"]
-        recipe = dataclasses.replace(
-            MINING_BASE,
-            name=f"mining_{config['mining']}",
-            mining=config["mining"],
-            margin=margin,
-            l2_normalize=config["l2_normalize"],
-        )
-        net, _, history = train(recipe, x_tr, y_tr, seed=seed)
-        e_tr = embed(net, x_tr)
-        scores = {}
-        # each split's images among themselves (leave-one-out: cheap, where
-        # MAP@R against 54,000 references costs more than the training), and
-        # 1-NN accuracy against the training images; validation chooses, test
-        # reports
-        for split, (x, y) in (("val", (x_val, y_val)), ("test", (x_test, y_test))):
-            e = embed(net, x)
-            m = retrieval_metrics(e, y, ks=(1,))
-            scores[f"{split}_precision_at_1"] = m["precision_at_1"]
-            scores[f"{split}_map_at_r"] = m["mean_average_precision_at_r"]
-            nearest = nearest_neighbours(e, e_tr, 1)[:, 0]
-            scores[f"{split}_one_nn_accuracy"] = float(np.mean(y_tr[nearest] == y))
-        runs.append(
-            {
-                **config,
-                **scores,
-                "mean_norm": float(np.mean(np.linalg.norm(e_tr, axis=1))),
-                "fit_seconds": history["fit_seconds"],
-            }
-        )
-    return {"runs": runs}
+def _mining_key(config: Dict) -> str:
+    margin = "soft" if config["margin"] is None else f"m{config['margin']}"
+    l2 = "l2" if config["l2_normalize"] else "raw"
+    return f"{config['mining']}_{margin}_{l2}"
+
+
+def _online_mining_run(key: str, seed: int, mnist: tuple) -> Dict:
+    _, (x_test, y_test) = mnist
+    (x_tr, y_tr), (x_val, y_val) = _book_split(mnist)
+    config = {_mining_key(c): c for c in _mining_configs()}[key]
+    margin = MINING_BASE.margin if config["margin"] is None else config["margin"]
+    recipe = dataclasses.replace(
+        MINING_BASE,
+        name=f"mining_{config['mining']}",
+        mining=config["mining"],
+        margin=margin,
+        l2_normalize=config["l2_normalize"],
+    )
+    net, _, history = train(recipe, x_tr, y_tr, seed=seed)
+    e_tr = embed(net, x_tr)
+    scores = {}
+    # each split's images among themselves (leave-one-out: cheap, where MAP@R
+    # against 54,000 references costs more than the training), and 1-NN
+    # accuracy against the training images; validation chooses, test reports
+    for split, (x, y) in (("val", (x_val, y_val)), ("test", (x_test, y_test))):
+        e = embed(net, x)
+        m = retrieval_metrics(e, y, ks=(1,))
+        scores[f"{split}_precision_at_1"] = m["precision_at_1"]
+        scores[f"{split}_map_at_r"] = m["mean_average_precision_at_r"]
+        nearest = nearest_neighbours(e, e_tr, 1)[:, 0]
+        scores[f"{split}_one_nn_accuracy"] = float(np.mean(y_tr[nearest] == y))
+    return {
+        **config,
+        **scores,
+        "mean_norm": float(np.mean(np.linalg.norm(e_tr, axis=1))),
+        "fit_seconds": history["fit_seconds"],
+        "precision": history["precision"],
+    }
 
 
 def _scores(
@@ -517,15 +530,14 @@ def _scores(
     return m["precision_at_1"], m["mean_average_precision_at_r"]
 
 
-def _unseen_classes_run(seed: int, mnist: tuple) -> Dict:
-    (x_all, y_all), (x_test, y_test) = mnist
-    train_idx, val_idx = split_indices(y_all, 0.1, seed=0)  # the book's split
-    seen_train = train_idx[y_all[train_idx] < SEEN_DIGITS]
-    seen_val = val_idx[y_all[val_idx] < SEEN_DIGITS]  # choosing: no digit 6-9
-    x_seen, y_seen = x_all[seen_train], y_all[seen_train]
+def _unseen_classes_run(key: str, seed: int, mnist: tuple) -> List[Dict]:
+    _, (x_test, y_test) = mnist
+    (x_tr, y_tr), (x_val, y_val) = _book_split(mnist)
+    seen_tr, seen_val = y_tr < SEEN_DIGITS, y_val < SEEN_DIGITS  # no digit 6-9
+    x_seen, y_seen = x_tr[seen_tr], y_tr[seen_tr]
     seen_test, unseen_test = y_test < SEEN_DIGITS, y_test >= SEEN_DIGITS
     parts = {
-        "val": (x_all[seen_val], y_all[seen_val]),
+        "val": (x_val[seen_val], y_val[seen_val]),
         "test_seen": (x_test[seen_test], y_test[seen_test]),
         "test_unseen": (x_test[unseen_test], y_test[unseen_test]),
     }
@@ -539,20 +551,24 @@ def _unseen_classes_run(seed: int, mnist: tuple) -> Dict:
             run[f"{part}_precision_at_1"], run[f"{part}_map_at_r"] = p1, mapr
         return run
 
-    runs = []
-    for key, recipe in UNSEEN_CANDIDATES.items():
+    if key in UNSEEN_CANDIDATES:
+        recipe = UNSEEN_CANDIDATES[key]
         net, _, history = train(recipe, x_seen, y_seen, seed=seed)
         run = {"embedding": "triplet", "candidate": key}
         run["learning_rate"] = recipe.learning_rate
-        runs.append(scored(run, recipe, net) | {"fit_seconds": history["fit_seconds"]})
-    for lr in UNSEEN_LEARNING_RATES:
-        recipe = dataclasses.replace(UNSEEN_BASE, learning_rate=lr)
-        net, _, history = train_softmax_baseline(recipe, x_seen, y_seen, seed=seed)
-        for name, normalise in (("softmax", False), ("softmax_l2", True)):
-            run = {"embedding": name, "candidate": None, "learning_rate": lr}
-            run = scored(run, recipe, net, normalise)
-            runs.append(run | {"fit_seconds": history["fit_seconds"]})
-    return {"runs": runs}
+        extra = {"fit_seconds": history["fit_seconds"]}
+        return [scored(run, recipe, net) | extra | {"precision": history["precision"]}]
+    lr = _SOFTMAX_RATES[key]
+    recipe = dataclasses.replace(UNSEEN_BASE, learning_rate=lr)
+    net, _, history = train_softmax_baseline(recipe, x_seen, y_seen, seed=seed)
+    rows = []
+    for name, normalise in (("softmax", False), ("softmax_l2", True)):
+        run = {"embedding": name, "candidate": None, "learning_rate": lr}
+        run = scored(run, recipe, net, normalise)
+        rows.append(
+            run | {"fit_seconds": history["fit_seconds"], "precision": "float32"}
+        )
+    return rows
 
 
 #: The recipe chapter 7's search started from, named as it was then (the book's
@@ -584,6 +600,8 @@ _SEEN_BUDGET = {"p": 6, "k": 16, "steps": 800}
 #: The learning rates of chapter 8's softmax baseline; its triplet search tries
 #: the same three.
 UNSEEN_LEARNING_RATES = (1e-3, 3e-3, 1e-2)
+#: unseen_classes' softmax candidates: one per learning rate.
+_SOFTMAX_RATES = {f"softmax_lr{lr:g}": lr for lr in UNSEEN_LEARNING_RATES}
 #: Chapter 8's triplet candidates, chapter 7's search run again on the seen
 #: digits (each of :data:`RECIPE_CANDIDATES` on chapter 8's budget), plus the
 #: starting recipe at learning rate 1e-2, so that the triplet loss tries the
@@ -601,23 +619,47 @@ UNSEEN_CANDIDATES["lr_1e-2"] = dataclasses.replace(
 UNSEEN_BASE = UNSEEN_CANDIDATES["best"]
 
 
-def _recipe_search_run(seed: int, mnist: tuple) -> Dict:
-    (x_all, y_all), (x_test, y_test) = mnist
-    train_idx, val_idx = split_indices(y_all, 0.1, seed=0)  # the book's split
-    x_tr, y_tr = x_all[train_idx], y_all[train_idx]
-    x_val, y_val = x_all[val_idx], y_all[val_idx]
-    out = {}
-    for key, recipe in RECIPE_CANDIDATES.items():
-        net, _, history = train(recipe, x_tr, y_tr, seed=seed)
-        run = {"fit_seconds": history["fit_seconds"]}
-        e_val = embed(net, recipe_inputs(recipe, x_val))
-        run["val_precision_at_1"], run["val_map_at_r"] = _scores(e_val, y_val)
-        e_tr = embed(net, recipe_inputs(recipe, x_tr))
-        e_test = embed(net, recipe_inputs(recipe, x_test))
-        test = _scores(e_test, y_test, e_tr, y_tr)  # against the training images
-        run["test_precision_at_1"], run["test_map_at_r"] = test
-        out[key] = run
-    return out
+def _recipe_search_run(key: str, seed: int, mnist: tuple) -> Dict:
+    _, (x_test, y_test) = mnist
+    (x_tr, y_tr), (x_val, y_val) = _book_split(mnist)
+    recipe = RECIPE_CANDIDATES[key]
+    net, _, history = train(recipe, x_tr, y_tr, seed=seed)
+    run = {"fit_seconds": history["fit_seconds"], "precision": history["precision"]}
+    e_val = embed(net, recipe_inputs(recipe, x_val))
+    run["val_precision_at_1"], run["val_map_at_r"] = _scores(e_val, y_val)
+    e_tr = embed(net, recipe_inputs(recipe, x_tr))
+    e_test = embed(net, recipe_inputs(recipe, x_test))
+    test = _scores(e_test, y_test, e_tr, y_tr)  # against the training images
+    run["test_precision_at_1"], run["test_map_at_r"] = test
+    return run
+
+
+#: A tiny experiment that checks the engine end to end (``make experiments
+#: NAME=smoke``; not run by default): two margins x two seeds of 20 steps on
+#: the first 1,000 training images of the book's split, scored on the first
+#: 500 validation images.
+SMOKE_RECIPE = Recipe(
+    "smoke", p=4, k=4, steps=20, embedding_dim=16, steps_per_execution=10
+)
+SMOKE_MARGINS = (0.1, 0.2)
+
+
+def _smoke_run(key: str, seed: int, mnist: tuple) -> Dict:
+    (x_tr, y_tr), (x_val, y_val) = _book_split(mnist)
+    recipe = dataclasses.replace(SMOKE_RECIPE, margin=float(key.split("_")[1]))
+    net, _, history = train(recipe, x_tr[:1000], y_tr[:1000], seed=seed)
+    m = retrieval_metrics(embed(net, x_val[:500]), y_val[:500], ks=(1,))
+    return {
+        "val_precision_at_1": m["precision_at_1"],
+        "val_map_at_r": m["mean_average_precision_at_r"],
+        "final_loss": float(history["step_loss"][-1]),
+        "fit_seconds": history["fit_seconds"],
+        "precision": history["precision"],
+    }
+
+
+def _asdict(recipe: Recipe) -> Dict:
+    return dataclasses.asdict(recipe)
 
 
 #: The named experiments.
@@ -631,12 +673,17 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "drawn with seed 1, and drawn anew per run)."
         ),
         seeds=tuple(range(10)),
-        config={
-            "recipe": dataclasses.asdict(SEED_RECIPE),
-            "protocols": {
-                "seed_protocol": "all 60,000 training images",
-                "book_split": "split_indices(y_train, 0.1, seed=0)[0]",
+        candidates={
+            "seed_protocol": {
+                "recipe": _asdict(SEED_RECIPE),
+                "train": "all 60,000 training images",
             },
+            "book_split": {
+                "recipe": _asdict(SEED_RECIPE),
+                "train": f"{_SPLIT}[0]",
+            },
+        },
+        common={
             "test_triplets": "seed_offline_triplets(y_test, seed=1); "
             "own: seed=run seed + 1",
         },
@@ -649,17 +696,19 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "over 5 seeds: FAST_SEED_RECIPE on all 60,000 training images, the "
             "seed's metric on chapter 5's test triplets (the plain runs are "
             "seed_reproduction's); BEST_FIT_RECIPE (fit, float32) and BEST_RECIPE "
-            "(compiled loop, bfloat16) on the "
-            "book's 54,000-image split, Precision@1 and MAP@R on its 6,000 "
-            "validation images (leave-one-out)."
+            "(compiled loop, bfloat16 where native) on the book's 54,000-image "
+            "split, Precision@1 and MAP@R on its 6,000 validation images "
+            "(leave-one-out)."
         ),
         seeds=tuple(range(5)),
-        config={
-            "seed_fast": dataclasses.asdict(FAST_SEED_RECIPE),
-            "best_plain": dataclasses.asdict(BEST_FIT_RECIPE),
-            "best_fast": dataclasses.asdict(BEST_RECIPE),
+        candidates={
+            "seed_fast": {"recipe": _asdict(FAST_SEED_RECIPE), "train": "all 60,000"},
+            "best_plain": {"recipe": _asdict(BEST_FIT_RECIPE), "train": _SPLIT},
+            "best_fast": {"recipe": _asdict(BEST_RECIPE), "train": _SPLIT},
+        },
+        common={
             "test_triplets": "seed_offline_triplets(y_test, seed=1)",
-            "split": "split_indices(y_train, 0.1, seed=0)",
+            "validation": f"{_SPLIT}[1], leave-one-out",
         },
         run=_fast_loop_run,
     ),
@@ -675,13 +724,14 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "itself (leave-one-out), and 1-NN accuracy against the training images."
         ),
         seeds=tuple(range(5)),
-        config={
-            "base": dataclasses.asdict(MINING_BASE),
-            "configs": _mining_configs(),
-            "split": "split_indices(y_train, 0.1, seed=0)",
+        candidates={_mining_key(c): c for c in _mining_configs()},
+        common={
+            "base": _asdict(MINING_BASE),
+            "split": _SPLIT,
             "references": "leave-one-out within each split; 1-NN: the training images",
         },
         run=_online_mining_run,
+        rows=True,
     ),
     "unseen_classes": Experiment(
         name="unseen_classes",
@@ -697,18 +747,27 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "choosing), of the test images of 0-5 and of 6-9 (reporting)."
         ),
         seeds=tuple(range(5)),
-        config={
-            "triplet_candidates": {
-                k: dataclasses.asdict(r) for k, r in UNSEEN_CANDIDATES.items()
+        candidates={
+            **{
+                key: {"embedding": "triplet", "recipe": _asdict(recipe)}
+                for key, recipe in UNSEEN_CANDIDATES.items()
             },
-            "softmax_base": dataclasses.asdict(UNSEEN_BASE),
-            "learning_rates": list(UNSEEN_LEARNING_RATES),
+            **{
+                key: {
+                    "embedding": ["softmax", "softmax_l2"],
+                    "recipe": _asdict(UNSEEN_BASE),
+                    "learning_rate": lr,
+                }
+                for key, lr in _SOFTMAX_RATES.items()
+            },
+        },
+        common={
             "seen_digits": list(range(SEEN_DIGITS)),
-            "embeddings": ["triplet", "softmax", "softmax_l2"],
-            "split": "split_indices(y_train, 0.1, seed=0), digits 0-5 of each part",
+            "split": f"{_SPLIT}, digits 0-5 of each part",
             "references": "leave-one-out within each part",
         },
         run=_unseen_classes_run,
+        rows=True,
     ),
     "recipe_search": Experiment(
         name="recipe_search",
@@ -722,187 +781,30 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "chosen recipe only)."
         ),
         seeds=tuple(range(3)),
-        config={
-            "candidates": {
-                k: dataclasses.asdict(r) for k, r in RECIPE_CANDIDATES.items()
-            },
-            "split": "split_indices(y_train, 0.1, seed=0)",
+        candidates={
+            key: {"recipe": _asdict(recipe)}
+            for key, recipe in RECIPE_CANDIDATES.items()
+        },
+        common={
+            "split": _SPLIT,
             "references": "validation: leave-one-out; test: the training images",
         },
         run=_recipe_search_run,
     ),
+    "smoke": Experiment(
+        name="smoke",
+        description=(
+            "A check of the engine: two margins x two seeds of a 20-step recipe "
+            "on 1,000 training images, Precision@1 and MAP@R of 500 validation "
+            "images."
+        ),
+        seeds=(0, 1),
+        candidates={
+            f"margin_{m}": {"recipe": _asdict(SMOKE_RECIPE), "margin": m}
+            for m in SMOKE_MARGINS
+        },
+        common={"train": f"{_SPLIT}[0][:1000]", "validation": f"{_SPLIT}[1][:500]"},
+        run=_smoke_run,
+        default=False,
+    ),
 }
-
-
-def _config_hash(config: Dict) -> str:
-    text = json.dumps(config, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def run_experiment(
-    name: str,
-    seeds: Optional[Sequence[int]] = None,
-    mnist: Optional[tuple] = None,
-    folder: Union[str, Path] = RESULTS,
-    log: Callable[[str], None] = print,
-) -> Dict:
-    """Run a named experiment over its seeds and write ``<folder>/<name>.json``.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`EXPERIMENTS`.
-    seeds : sequence of int, optional
-        Default: the experiment's own seeds.
-    mnist : tuple, optional
-        ``((x_train, y_train), (x_test, y_test))``; default
-        :func:`tripletutils.data.load_mnist()`.
-    folder : str or Path, default ``notebooks/results``
-    log : callable, default print
-        Receives one line per finished seed.
-
-    Returns
-    -------
-    dict
-        What was written: ``name``, ``description``, ``command``, ``config``,
-        ``config_hash``, ``package_version``, ``machine``,
-        ``bfloat16_native`` (False: the recipes that ask for bfloat16 computed
-        in float32, see :func:`tripletutils.training.compute_precision`), ``date``,
-        ``seconds`` (whole experiment) and ``runs`` (one dict per seed:
-        ``seed``, ``seconds``, ``metrics``).
-    """
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
-    exp = EXPERIMENTS[name]
-    seeds = tuple(exp.seeds if seeds is None else seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
-    if mnist is None:
-        mnist = load_mnist()
-    started = time.perf_counter()
-    runs: List[Dict] = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        metrics = exp.run(seed, mnist)
-        runs.append(
-            {"seed": seed, "seconds": time.perf_counter() - t0, "metrics": metrics}
-        )
-        log(f"{name}: seed {seed} done in {runs[-1]['seconds']:.0f} s")
-    result = {
-        "name": name,
-        "seeds": list(seeds),
-        "description": exp.description,
-        "command": f"python -m tripletutils.experiments {name}  (make experiments "
-        f"NAME={name})",
-        "config": exp.config,
-        "config_hash": _config_hash(exp.config),
-        "package_version": __version__,
-        "machine": hardware_info(),
-        # with False, recipes that ask for bfloat16 computed in float32
-        "bfloat16_native": bfloat16_is_native(),
-        "python": platform.python_version(),
-        "date": datetime.date.today().isoformat(),
-        "seconds": time.perf_counter() - started,
-        "runs": runs,
-    }
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=1) + "\n"
-    _replace(lambda tmp: tmp.write_text(text), folder / f"{name}.json")
-    return result
-
-
-def load_results(name: str, folder: Union[str, Path] = RESULTS) -> Dict:
-    """Read ``<folder>/<name>.json`` and check it against the experiment's code.
-
-    Parameters
-    ----------
-    name : str
-    folder : str or Path, default ``notebooks/results``
-        From a chapter (run in ``notebooks/``): ``"results"``.
-
-    Returns
-    -------
-    dict
-        As :func:`run_experiment` wrote it.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing (``make experiments NAME=<name>`` makes it).
-    ValueError
-        If its configuration hash no longer matches the experiment's
-        configuration (the code changed since the file was made), or it holds
-        other seeds than the experiment's (a quick run with ``--seeds``).
-    """
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
-    path = Path(folder) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: run `make experiments NAME={name}` to make it"
-        )
-    result = json.loads(path.read_text())
-    expected = _config_hash(EXPERIMENTS[name].config)
-    if result.get("config_hash") != expected:
-        raise ValueError(
-            f"{path} was made with another configuration (hash "
-            f"{result.get('config_hash')}, the code's is {expected}): run "
-            f"`make experiments NAME={name}` again"
-        )
-    seeds = list(EXPERIMENTS[name].seeds)
-    held = [run["seed"] for run in result.get("runs", [])]
-    if held != seeds:
-        raise ValueError(
-            f"{path} holds seeds {held}, the experiment has {seeds} "
-            f"(a quick run?): run `make experiments NAME={name}` again"
-        )
-    return result
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m tripletutils.experiments [NAME ...]``: run experiments.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Experiment names (default: all), ``--folder PATH`` (default
-        ``notebooks/results``), ``--seeds N`` (only the first N seeds, for a
-        quick check; the committed files use all).
-
-    Returns
-    -------
-    int
-        0 on success.
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tripletutils.experiments", description=main.__doc__
-    )
-    parser.add_argument("names", nargs="*", help="experiments to run (default: all)")
-    parser.add_argument("--folder", default=str(RESULTS))
-    parser.add_argument("--seeds", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.seeds is not None and args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
-    if args.seeds is not None and args.folder == str(RESULTS):
-        parser.error(
-            "--seeds is for quick checks: give a --folder other than the "
-            f"committed {RESULTS}"
-        )
-    names = args.names or sorted(EXPERIMENTS)
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        parser.error(f"unknown experiments {unknown}; known: {sorted(EXPERIMENTS)}")
-    for name in names:
-        seeds = EXPERIMENTS[name].seeds
-        if args.seeds is not None:
-            seeds = seeds[: args.seeds]
-        result = run_experiment(name, seeds=seeds, folder=args.folder)
-        print(f"{name}: {len(result['runs'])} seeds in {result['seconds']:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,6 @@ This module builds on :mod:`tripletutils.training`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import keras
 import numpy as np
 
+from .fingerprint import code_fingerprint, data_fingerprint
 from .training import Recipe, compute_precision, train
 
 __all__ = [
@@ -126,36 +126,11 @@ FAST_IMPROVED_RECIPE = dataclasses.replace(
 )
 
 
-def _data_fingerprint(*arrays: np.ndarray) -> str:
-    """A short hash of every byte of the training and validation data."""
-    digest = hashlib.blake2b(digest_size=8)
-    for arr in arrays:
-        arr = np.ascontiguousarray(arr)
-        digest.update(str((arr.shape, arr.dtype.str)).encode())
-        digest.update(memoryview(arr).cast("B"))
-    return digest.hexdigest()
-
-
-#: The modules whose code decides the trained weights: part of the cache key.
-_TRAINING_CODE = (
-    "training.py",
-    "models.py",
-    "losses.py",
-    "sampling.py",
-    "distributed.py",  # the compiled loop
-)
-
-
-def _code_fingerprint() -> str:
-    """A short hash of the training code and the TensorFlow and Keras versions."""
+def _code_key() -> str:
+    """The training code's fingerprint and the TensorFlow and Keras versions."""
     import tensorflow as tf
 
-    digest = hashlib.blake2b(digest_size=8)
-    folder = Path(__file__).resolve().parent
-    for name in _TRAINING_CODE:
-        digest.update((folder / name).read_bytes())
-    digest.update(f"{tf.__version__} {keras.__version__}".encode())
-    return digest.hexdigest()
+    return f"{code_fingerprint()} tf {tf.__version__} keras {keras.__version__}"
 
 
 def _replace(write: Callable[[Path], None], path: Path) -> None:
@@ -340,8 +315,8 @@ def load_or_train(
         "strategy": _strategy_key(strategy),
         "validate_every": validate_every,
         "monitor_every": monitor_every,
-        "data": _data_fingerprint(*arrays),
-        "code": _code_fingerprint(),
+        "data": data_fingerprint(*arrays),
+        "code": _code_key(),
     }
     return cached_training(
         recipe.name, key, train_fn, artifacts=artifacts, retrain=retrain

@@ -24,9 +24,9 @@ import contextlib
 import os
 import sys
 from types import ModuleType
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional
 
-__all__ = ["import_tensorflow", "set_seed", "bfloat16_is_native"]
+__all__ = ["import_tensorflow", "set_seed", "bfloat16_is_native", "hardware_info"]
 
 #: ``/proc/cpuinfo`` flags of x86 CPUs that compute bfloat16 products natively.
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -177,3 +177,43 @@ def bfloat16_is_native(cpuinfo: Optional[str] = None) -> bool:
             flags = set(line.partition(":")[2].split())
             return any(flag in flags for flag in _BF16_CPU_FLAGS)
     return False
+
+
+def hardware_info() -> Dict[str, str]:
+    """Describe the machine and software a measurement ran on.
+
+    Returns
+    -------
+    dict of str to str
+        ``cpu`` (model name from /proc/cpuinfo, else ``platform.processor()``),
+        ``cores`` (logical CPUs usable by this process), ``python``,
+        ``tensorflow``, ``keras``, ``onednn`` (the ``TF_ENABLE_ONEDNN_OPTS``
+        setting, "default (on)" when unset) and ``gpus`` (count).
+    """
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 0
+    return {
+        "cpu": cpu,
+        "cores": str(cores),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "gpus": str(len(tf.config.list_physical_devices("GPU"))),
+    }

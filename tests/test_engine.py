@@ -1,0 +1,299 @@
+"""The experiments engine: records, staleness, resume after a kill, fan-out."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tripletutils import engine as E
+from tripletutils import experiments as X
+from tripletutils.fingerprint import code_fingerprint
+
+PACKAGE = Path(E.__file__).resolve().parent
+ROOT = PACKAGE.parent
+
+
+def _fake_experiment(rows=False):
+    return X.Experiment(
+        name="fake",
+        description="records written by the test, never run",
+        seeds=(0, 1),
+        candidates={"a": {"lr": 0.1}, "b": {"lr": 0.2}},
+        common={"split": "none"},
+        run=lambda candidate, seed, mnist: {},
+        rows=rows,
+    )
+
+
+def _write_fake_records(folder, code, rows=False):
+    for run in E.plan("fake"):
+        metrics = {"score": run.seed + (0.5 if run.candidate == "b" else 0.0)}
+        out = {
+            "metrics": [metrics] if rows else metrics,
+            "seconds": 2.0,
+            "code_fingerprint": code,
+            "data_fingerprint": "d" * 16,
+            "machine": {"cpu": "test CPU"},
+            "bfloat16_native": False,
+        }
+        record = E._record(run, out)
+        E._write_atomically(run.path(folder), json.dumps(record))
+
+
+def test_run_ids_hash_what_defines_a_run(monkeypatch):
+    runs = E.plan("online_mining")
+    ids = [r.run_id for r in runs]
+    assert len(runs) == 19 * 5 and len(set(ids)) == len(ids)
+    assert (
+        E.Run("smoke", "margin_0.1", 0).run_id == E.Run("smoke", "margin_0.1", 0).run_id
+    )
+    assert (
+        E.Run("smoke", "margin_0.1", 0).run_id != E.Run("smoke", "margin_0.1", 1).run_id
+    )
+    before = E.Run("smoke", "margin_0.1", 0).run_id
+    changed = X.EXPERIMENTS["smoke"].candidates | {"margin_0.1": {"margin": 0.11}}
+    monkeypatch.setitem(
+        X.EXPERIMENTS,
+        "smoke",
+        X.Experiment(**{**X.EXPERIMENTS["smoke"].__dict__, "candidates": changed}),
+    )
+    assert E.Run("smoke", "margin_0.1", 0).run_id != before  # the config is hashed
+    assert E.Run("smoke", "margin_0.1", 0).run_id.startswith("margin_0.1.s0.")
+
+
+def test_every_experiment_has_distinct_candidates_and_serialisable_configs():
+    for name, exp in X.EXPERIMENTS.items():
+        assert exp.name == name and len(exp.seeds) >= 2
+        for run in E.plan(name):
+            json.dumps(run.config)  # JSON, as the record stores it
+    assert [n for n, e in X.EXPERIMENTS.items() if not e.default] == ["smoke"]
+
+
+def test_plan_and_run_reject_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        E.plan("nope")
+    with pytest.raises(ValueError, match="distinct and non-empty"):
+        E.plan("smoke", seeds=[])
+    with pytest.raises(ValueError, match="no candidate"):
+        E.Run("smoke", "margin_9", 0)
+    with pytest.raises(ValueError, match="seed must be"):
+        E.Run("smoke", "margin_0.1", -1)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        E.run_experiments(["nope"], tmp_path / "r")
+    with pytest.raises(ValueError, match="at least 1"):
+        E.run_experiments(["smoke"], tmp_path / "r", workers=0)
+    with pytest.raises(TypeError, match="workers must be an int"):
+        E.run_experiments(["smoke"], tmp_path / "r", workers=1.5)
+    with pytest.raises(TypeError, match="not a str"):
+        E.run_experiments("smoke", tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["nope"], "unknown experiments ['nope']"),
+        (["smoke", "--workers", "0"], "--workers must be at least 1"),
+        (["smoke", "--seeds", "1"], "give a --folder"),
+    ],
+)
+def test_main_rejects_bad_arguments_in_one_line(argv, match, capsys, tmp_path):
+    folder = [] if "--seeds" in argv else ["--folder", str(tmp_path / "r")]
+    assert E.main(argv + folder) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_error_and_writes_nothing(tmp_path):
+    with pytest.raises(ConnectionError, match="no Dask scheduler answers"):
+        E.run_experiments(["smoke"], tmp_path / "r", scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "r").exists()
+
+
+def test_load_results_builds_the_chapters_view_from_records(tmp_path, monkeypatch):
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+    _write_fake_records(tmp_path, E._current_code())
+    result = E.load_results("fake", tmp_path)
+    assert result["legacy"] is False and result["records"] == 4
+    assert [r["seed"] for r in result["runs"]] == [0, 1]
+    assert result["runs"][1]["metrics"] == {"a": {"score": 1.0}, "b": {"score": 1.5}}
+    assert result["runs"][0]["seconds"] == 4.0 and result["machines"] == ["test CPU"]
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment(rows=True))
+    _write_fake_records(tmp_path / "rows", E._current_code(), rows=True)
+    rows = E.load_results("fake", tmp_path / "rows")["runs"][0]["metrics"]
+    assert rows == {"runs": [{"score": 0.0}, {"score": 0.5}]}  # candidate order
+
+
+def test_a_missing_or_corrupt_record_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+    with pytest.raises(FileNotFoundError, match="4 of 4 runs have no record"):
+        E.load_results("fake", tmp_path)
+    _write_fake_records(tmp_path, E._current_code())
+    victim = E.plan("fake")[1].path(tmp_path)
+    victim.write_text(victim.read_text()[:40])  # truncated mid-write
+    with pytest.raises(ValueError, match=f"corrupt records.*{victim.name}"):
+        E.load_results("fake", tmp_path)
+    assert any(victim.name in p and "corrupt" in p for p in E.check_records(tmp_path))
+
+
+def _package_copy(tmp_path, edit):
+    copy = tmp_path / "package"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    losses = copy / "losses.py"
+    losses.write_text(edit(losses.read_text()))
+    return copy
+
+
+def test_a_docstring_edit_keeps_records_fresh_a_code_change_makes_them_stale(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+    _write_fake_records(tmp_path, E._current_code())
+    source = (PACKAGE / "losses.py").read_text()
+    assert '"""Triplet losses' in source and "\n_EPS = 1e-16\n" in source
+
+    doc = _package_copy(
+        tmp_path / "doc", lambda s: s.replace('"""Triplet losses', '"""Losses', 1)
+    )
+    monkeypatch.setattr(E, "_current_code", lambda: code_fingerprint(folder=doc))
+    assert E.load_results("fake", tmp_path)["records"] == 4
+    assert E.check_records(tmp_path) == []
+
+    code = _package_copy(
+        tmp_path / "code", lambda s: s.replace("_EPS = 1e-16", "_EPS = 1e-15")
+    )
+    monkeypatch.setattr(E, "_current_code", lambda: code_fingerprint(folder=code))
+    with pytest.raises(ValueError, match="4 records made by other code") as err:
+        E.load_results("fake", tmp_path)
+    for run in E.plan("fake"):
+        assert run.path(tmp_path).name in str(err.value)
+    assert len(E.check_records(tmp_path)) == 4
+    ids = [r.run_id for r in E.plan("fake")]
+    assert E.load_results("fake", tmp_path, accept_stale=ids)["records"] == 4
+
+
+def test_check_records_finds_orphans(tmp_path, monkeypatch):
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+    _write_fake_records(tmp_path, E._current_code())
+    monkeypatch.setitem(
+        X.EXPERIMENTS,
+        "fake",
+        X.Experiment(**{**_fake_experiment().__dict__, "seeds": (0,)}),
+    )
+    problems = E.check_records(tmp_path)
+    assert len(problems) == 2 and all("belongs to no run" in p for p in problems)
+
+
+def test_the_committed_records_are_fresh():
+    """CI: no committed record comes from code that is gone (or is an orphan)."""
+    problems = E.check_records(ROOT / "notebooks" / "results")
+    assert problems == [], "\n".join(problems)
+
+
+# ------------------------------------------------------ end to end (training)
+
+
+def _metrics(folder):
+    """Each record's metrics without the timings (which differ run to run)."""
+    out = {}
+    for path in sorted((Path(folder) / "smoke").glob("*.json")):
+        metrics = json.loads(path.read_text())["metrics"]
+        out[path.name] = {k: v for k, v in metrics.items() if k != "fit_seconds"}
+    return out
+
+
+def _engine(*args, **kwargs):
+    cmd = [sys.executable, "-m", "tripletutils.engine", "smoke", *args]
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, mnist_path):
+    """The smoke experiment, uninterrupted, in the local pool of 2 processes."""
+    folder = tmp_path_factory.mktemp("reference")
+    counts = E.run_experiments(["smoke"], folder, workers=2, log=lambda line: None)
+    assert counts == {"planned": 4, "fresh": 0, "stale": 0, "corrupt": 0, "ran": 4}
+    metrics = _metrics(folder)
+    assert len(metrics) == 4 and all(
+        0 < m["val_map_at_r"] <= 1 for m in metrics.values()
+    )
+    return folder, metrics
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_running_a_finished_run_twice(tmp_path, reference):
+    _, expected = reference
+    proc = _engine("--folder", str(tmp_path), "--workers", "1")
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "smoke").glob("*.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the engine and its worker, at once
+    proc.wait()
+    kept = {p.name: p.read_bytes() for p in (tmp_path / "smoke").glob("*.json")}
+    assert 1 <= len(kept) < 4
+    again = _engine("--folder", str(tmp_path), "--workers", "1")
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out
+    assert f"{4 - len(kept)} of 4 runs to do ({len(kept)} fresh" in out
+    for name, data in kept.items():  # finished before the kill: not run again
+        assert (tmp_path / "smoke" / name).read_bytes() == data
+    assert _metrics(tmp_path) == expected
+    assert not list((tmp_path / "smoke").glob(".*.tmp"))  # no half-written file
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_local_pools_records(tmp_path, reference):
+    distributed = pytest.importorskip("distributed")
+    _, expected = reference
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        counts = E.run_experiments(
+            ["smoke"], tmp_path, scheduler=cluster.scheduler_address, log=print
+        )
+    assert counts["ran"] == 4
+    assert _metrics(tmp_path) == expected  # bit for bit
+
+
+@pytest.mark.slow
+def test_a_truncated_record_is_named_and_run_again(tmp_path, reference):
+    folder, expected = reference
+    shutil.copytree(folder / "smoke", tmp_path / "smoke")
+    victim = sorted((tmp_path / "smoke").glob("*.json"))[2]
+    victim.write_text(victim.read_text()[:100])
+    lines = []
+    counts = E.run_experiments(["smoke"], tmp_path, workers=1, log=lines.append)
+    assert counts["corrupt"] == 1 and counts["ran"] == 1 and counts["fresh"] == 3
+    assert any(victim.name in line and "corrupt" in line for line in lines)
+    assert _metrics(tmp_path) == expected
+
+
+@pytest.mark.slow
+def test_two_engines_at_once_leave_whole_records(tmp_path, reference):
+    _, expected = reference
+    first = _engine("--folder", str(tmp_path), "--workers", "1")
+    time.sleep(0.5)
+    second = _engine("--folder", str(tmp_path), "--workers", "1")
+    outs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    assert any("waiting for it to finish" in out for out in outs), outs
+    done = sorted(int(out.rsplit(" runs done", 1)[0].split()[-1]) for out in outs)
+    assert done == [0, 4]  # the second found everything fresh
+    assert _metrics(tmp_path) == expected

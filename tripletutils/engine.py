@@ -1,0 +1,741 @@
+"""The experiments engine: one record per run, resumable, fanned out.
+
+A *run* is one (experiment, candidate, seed) of
+:data:`tripletutils.experiments.EXPERIMENTS`. When it ends, its *record* is written atomically to
+``notebooks/results/<experiment>/<run id>.json``: the run's whole
+configuration, its seed, the fingerprint of the code that ran it
+(:func:`tripletutils.fingerprint.code_fingerprint`), the fingerprint of the data,
+the machine, the precision actually computed, the metrics, the seconds and the
+date. The run id hashes everything that defines the run (experiment,
+candidate, its configuration, what all runs share, the seed).
+
+* :func:`run_experiments` (``make experiments [NAME=...]``, ``python -m
+  tripletutils.engine``) runs only the runs whose record is missing, stale
+  (made by other code or data) or corrupt (named, then re-run). It holds a lock
+  on the results folder, so a second invocation waits; a killed one loses at
+  most the runs in flight. The runs are independent tasks given to a
+  ``concurrent.futures.Executor``: a local pool of ``workers`` processes of
+  one thread each, or, with ``scheduler="tcp://HOST:8786"``, a Dask
+  ``distributed`` cluster through its client's executor. Every run computes
+  with one thread, so a run's metrics are the same, bit for bit, whichever
+  way it ran.
+* :func:`load_results` gives a chapter an experiment's results, built from its
+  records; it refuses stale records (unless named) and missing runs.
+* :func:`check_records` lists every problem of a results folder (CI runs it on
+  the committed records).
+
+This module builds on :mod:`tripletutils.experiments`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from . import __version__
+from .runtime import import_tensorflow
+
+import_tensorflow()  # quietly, before the experiments import TensorFlow
+from .experiments import EXPERIMENTS, Experiment  # noqa: E402
+from .fingerprint import code_fingerprint, data_fingerprint  # noqa: E402
+
+__all__ = [
+    "RESULTS",
+    "RECORD_FORMAT",
+    "Run",
+    "plan",
+    "run_experiments",
+    "load_results",
+    "check_records",
+    "main",
+]
+
+#: Where the committed results live (relative to the repository root).
+RESULTS = Path("notebooks") / "results"
+#: The version of the record layout (part of every run id).
+RECORD_FORMAT = 1
+#: The name of the lock file in a results folder.
+_LOCK = ".lock"
+_RECORD_KEYS = (
+    "format",
+    "run_id",
+    "experiment",
+    "candidate",
+    "seed",
+    "config",
+    "code_fingerprint",
+    "data_fingerprint",
+    "metrics",
+    "seconds",
+)
+
+
+class Run:
+    """One (experiment, candidate, seed): what a record describes.
+
+    Parameters
+    ----------
+    experiment : str
+        A key of :data:`tripletutils.experiments.EXPERIMENTS`.
+    candidate : str
+        A key of that experiment's ``candidates``.
+    seed : int
+
+    Attributes
+    ----------
+    config : dict
+        ``{"candidate": ..., "common": ..., "data": "mnist"}``: everything
+        that defines the run besides its seed.
+    run_id : str
+        ``<candidate>.s<seed>.<12 hex digits>``: the hash covers the record
+        format, the experiment, the candidate, ``config`` and the seed.
+    """
+
+    def __init__(self, experiment: str, candidate: str, seed: int):
+        exp = _experiment(experiment)
+        if candidate not in exp.candidates:
+            raise ValueError(
+                f"{experiment} has no candidate {candidate!r}; "
+                f"known: {list(exp.candidates)}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        self.experiment, self.candidate, self.seed = experiment, candidate, seed
+        self.config = {
+            "candidate": exp.candidates[candidate],
+            "common": exp.common,
+            "data": "mnist",
+        }
+        text = json.dumps(
+            [RECORD_FORMAT, experiment, candidate, self.config, seed], sort_keys=True
+        )
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        self.run_id = f"{candidate}.s{seed}.{digest}"
+
+    def path(self, folder: Union[str, Path]) -> Path:
+        """The record's file: ``<folder>/<experiment>/<run id>.json``."""
+        return Path(folder) / self.experiment / f"{self.run_id}.json"
+
+    def __repr__(self) -> str:
+        return f"Run({self.experiment!r}, {self.candidate!r}, {self.seed})"
+
+
+def _experiment(name) -> Experiment:
+    if not isinstance(name, str):
+        raise TypeError(f"experiment names are str, got {type(name).__name__}")
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def plan(name: str, seeds: Optional[Sequence[int]] = None) -> List[Run]:
+    """Every run of an experiment, candidates in order, seeds within each.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`tripletutils.experiments.EXPERIMENTS`.
+    seeds : sequence of int, optional
+        Default: the experiment's own.
+
+    Returns
+    -------
+    list of Run
+
+    Raises
+    ------
+    ValueError
+        On an unknown experiment, or seeds that are not a non-empty sequence
+        of distinct ints >= 0.
+    """
+    exp = _experiment(name)
+    seeds = tuple(exp.seeds if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and non-empty, got {seeds!r}")
+    return [Run(name, c, s) for c in exp.candidates for s in seeds]
+
+
+def _current_code() -> str:
+    return code_fingerprint()
+
+
+def _read_record(path: Path) -> Tuple[Optional[Dict], Optional[str]]:
+    """(record, None), or (None, why it cannot be read); (None, None) if absent."""
+    if not path.is_file():
+        return None, None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"not readable JSON ({type(err).__name__}: {err})"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    missing = [k for k in _RECORD_KEYS if k not in record]
+    if missing:
+        return None, f"lacks {missing}"
+    if record["run_id"] != path.stem:
+        return None, f"holds run {record['run_id']!r}, not {path.stem!r}"
+    return record, None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, rename it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold the results folder's lock; wait, saying so, while another holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / _LOCK, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(
+                f"another `make experiments` holds {folder / _LOCK}: "
+                "waiting for it to finish"
+            )
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- the workers
+
+_WORKER: Dict[str, object] = {}
+
+
+def _one_thread() -> None:
+    """Compute with one thread (before TensorFlow starts, where it has not yet)."""
+    if _WORKER.get("threads"):
+        return
+    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[var] = "1"
+    tf = import_tensorflow()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as err:  # TensorFlow already ran something here
+        if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+            raise RuntimeError(
+                f"this process computes with more than one thread ({err}): runs "
+                "must start in a fresh process"
+            ) from None
+    _WORKER["threads"] = 1
+
+
+def _mnist() -> tuple:
+    if "mnist" not in _WORKER:
+        from .data import load_mnist
+
+        _WORKER["mnist"] = load_mnist()
+    return _WORKER["mnist"]  # type: ignore[return-value]
+
+
+def _mnist_fingerprint(mnist: tuple) -> str:
+    (x, y), (xt, yt) = mnist
+    return data_fingerprint(x, y, xt, yt, salt="mnist")
+
+
+def _execute(experiment: str, candidate: str, seed: int) -> Dict:
+    """One run, in a worker: its metrics and what identifies how it ran."""
+    _one_thread()
+    from .runtime import bfloat16_is_native, hardware_info
+
+    mnist = _mnist()
+    started = time.perf_counter()
+    metrics = EXPERIMENTS[experiment].run(candidate, seed, mnist)
+    seconds = time.perf_counter() - started
+    if "code" not in _WORKER:
+        _WORKER["code"] = _current_code()
+    return {
+        "metrics": metrics,
+        "seconds": seconds,
+        "code_fingerprint": _WORKER["code"],
+        "data_fingerprint": _mnist_fingerprint(mnist),
+        "machine": hardware_info(),
+        "bfloat16_native": bfloat16_is_native(),
+        "pid": os.getpid(),
+    }
+
+
+def _precisions(metrics) -> List[str]:
+    """Every ``precision`` entry in the metrics (what the runs computed in)."""
+    found = set()
+    stack = [metrics]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("precision"), str):
+                found.add(item["precision"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return sorted(found)
+
+
+def _record(run: Run, out: Dict) -> Dict:
+    return {
+        "format": RECORD_FORMAT,
+        "run_id": run.run_id,
+        "experiment": run.experiment,
+        "candidate": run.candidate,
+        "seed": run.seed,
+        "config": run.config,
+        "code_fingerprint": out["code_fingerprint"],
+        "data_fingerprint": out["data_fingerprint"],
+        "package_version": __version__,
+        "machine": out["machine"],
+        "bfloat16_native": out["bfloat16_native"],
+        "precision": _precisions(out["metrics"]),
+        "threads": 1,
+        "command": f"make experiments NAME={run.experiment}",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "seconds": out["seconds"],
+        "metrics": out["metrics"],
+    }
+
+
+# -------------------------------------------------------------- the executors
+
+
+def _executor(workers: int, scheduler: Optional[str]):
+    """(executor, what to call after its shutdown)."""
+    if scheduler is not None:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(
+                f"no Dask scheduler answers at {scheduler}: {err}"
+            ) from None
+        return client.get_executor(pure=False), client.close
+    context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_one_thread
+    )
+    return pool, None
+
+
+def _check_workers(workers) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int, got {type(workers).__name__}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return workers
+
+
+def _estimate(todo: List[Run], folder: Path, workers: int) -> str:
+    """A time estimate from earlier records' seconds (any code), if there are any."""
+    known: Dict[Tuple[str, str], List[float]] = {}
+    by_exp: Dict[str, List[float]] = {}
+    for path in folder.glob("*/*.json"):
+        record, _ = _read_record(path)
+        if record is not None and isinstance(record["seconds"], (int, float)):
+            key = (record["experiment"], record["candidate"])
+            known.setdefault(key, []).append(float(record["seconds"]))
+            by_exp.setdefault(record["experiment"], []).append(float(record["seconds"]))
+    total, unknown = 0.0, 0
+    for run in todo:
+        past = known.get((run.experiment, run.candidate)) or by_exp.get(run.experiment)
+        if past:
+            total += statistics.median(past)
+        else:
+            unknown += 1
+    if total == 0:
+        return "no earlier records to estimate the time from"
+    text = f"about {total / 60:.0f} min of runs, {total / 60 / workers:.0f} min wall"
+    text += f" on {workers} workers"
+    if unknown:
+        text += f" (+ {unknown} runs never timed)"
+    return text
+
+
+def run_experiments(
+    names: Sequence[str],
+    folder: Union[str, Path] = RESULTS,
+    workers: int = 2,
+    scheduler: Optional[str] = None,
+    seeds: Optional[int] = None,
+    log: Callable[[str], None] = print,
+    progress: Optional[bool] = None,
+) -> Dict[str, int]:
+    """Run every missing, stale or corrupt run of some experiments.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Keys of :data:`tripletutils.experiments.EXPERIMENTS`.
+    folder : str or Path, default ``notebooks/results``
+    workers : int, default 2
+        Local processes of one thread each (ignored with ``scheduler``). On
+        the book's 2-core machine two such processes did more work than one
+        process of two threads (README).
+    scheduler : str, optional
+        A Dask scheduler's address (``"tcp://HOST:8786"``): the runs go to its
+        cluster instead of a local pool.
+    seeds : int, optional
+        Only each experiment's first ``seeds`` seeds (a quick check).
+    log : callable, default print
+        Receives the plan and, without a progress bar, one line per run.
+    progress : bool, optional
+        A tqdm progress bar on standard error; default: when it is a terminal.
+
+    Returns
+    -------
+    dict of str to int
+        ``planned``, ``fresh`` (kept), ``stale``, ``corrupt`` and ``ran``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        On an unknown experiment, bad ``workers`` or ``seeds``; nothing is
+        written then.
+    ConnectionError
+        If no Dask scheduler answers at ``scheduler``; nothing is written.
+    """
+    if isinstance(names, str):
+        raise TypeError("names must be a sequence of experiment names, not a str")
+    for name in names:
+        _experiment(name)
+    if not names:
+        raise ValueError("names is empty: name at least one experiment")
+    workers = _check_workers(workers)
+    if seeds is not None and (
+        isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1
+    ):
+        raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
+    runs = [
+        run
+        for name in names
+        for run in plan(
+            name, None if seeds is None else EXPERIMENTS[name].seeds[:seeds]
+        )
+    ]
+    executor, close = _executor(workers, scheduler)  # may raise: nothing written
+    folder = Path(folder)
+    counts = {"planned": len(runs), "fresh": 0, "stale": 0, "corrupt": 0, "ran": 0}
+    try:
+        with _locked(folder, log):
+            code = _current_code()
+            data = _mnist_fingerprint(_mnist())
+            todo = []
+            for run in runs:
+                record, problem = _read_record(run.path(folder))
+                if problem is not None:
+                    log(f"corrupt record {run.path(folder)}: {problem}; re-running it")
+                    counts["corrupt"] += 1
+                    todo.append(run)
+                elif record is None:
+                    todo.append(run)
+                elif (record["code_fingerprint"], record["data_fingerprint"]) != (
+                    code,
+                    data,
+                ):
+                    counts["stale"] += 1
+                    todo.append(run)
+                else:
+                    counts["fresh"] += 1
+            where = scheduler or f"{workers} local processes of 1 thread"
+            log(
+                f"{len(todo)} of {len(runs)} runs to do ({counts['fresh']} fresh, "
+                f"{counts['stale']} stale, {counts['corrupt']} corrupt) on {where}; "
+                + _estimate(todo, folder, 1 if scheduler else workers)
+            )
+            counts["ran"] = _run_all(todo, executor, folder, log, progress)
+    finally:
+        if close is None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        else:  # a Dask client: cancel what is left, then disconnect
+            executor.shutdown(wait=False)
+            close()
+    return counts
+
+
+def _run_all(todo, executor, folder, log, progress) -> int:
+    if not todo:
+        return 0
+    if progress is None:
+        progress = sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="run", file=sys.stderr)
+    started = time.perf_counter()
+    futures = {
+        executor.submit(_execute, r.experiment, r.candidate, r.seed): r for r in todo
+    }
+    done = 0
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            run = futures[future]
+            record = _record(run, future.result())
+            _write_atomically(run.path(folder), json.dumps(record, indent=1) + "\n")
+            done += 1
+            if bar is not None:
+                bar.set_postfix_str(f"{run.experiment} {run.run_id}")
+                bar.update()
+            else:
+                wall = time.perf_counter() - started
+                log(
+                    f"[{done}/{len(todo)}] {run.experiment} {run.candidate} seed "
+                    f"{run.seed}: {record['seconds']:.0f} s (wall {wall:.0f} s)"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    return done
+
+
+def load_results(
+    name: str,
+    folder: Union[str, Path] = RESULTS,
+    accept_stale: Sequence[str] = (),
+) -> Dict:
+    """An experiment's results, as the chapters read them, from its records.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`tripletutils.experiments.EXPERIMENTS`.
+    folder : str or Path, default ``notebooks/results``
+        From a chapter (run in ``notebooks/``): ``"results"``.
+    accept_stale : sequence of str, default ()
+        Run ids whose records may come from other code (asked for by name).
+
+    Returns
+    -------
+    dict
+        ``legacy`` (False), ``name``, ``description``, ``seeds``, ``records``,
+        ``code_fingerprints``, ``machines`` (CPU names), ``precisions``,
+        ``seconds`` (sum over runs) and ``runs``: one dict per seed, ``seed``,
+        ``seconds`` (its runs' sum) and ``metrics``: ``{candidate: metrics}``,
+        or ``{"runs": rows}`` for an experiment of table rows.
+
+    Until every run of the experiment has a record, the experiment's file
+    from before the engine (``<folder>/<name>.json``, one per experiment,
+    without a code fingerprint) is read instead, where it exists; then
+    ``legacy`` is True and ``pending_records`` counts the records made so far.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a run has no record (``make experiments NAME=<name>`` makes them)
+        and there is no file from before the engine.
+    ValueError
+        If a record is corrupt, or comes from code other than the current
+        (the message names them all).
+    """
+    exp = _experiment(name)
+    if isinstance(accept_stale, str):
+        raise TypeError("accept_stale must be a sequence of run ids, not a str")
+    runs = plan(name)
+    code = _current_code()
+    missing, corrupt, stale, records = [], [], [], {}
+    for run in runs:
+        record, problem = _read_record(run.path(folder))
+        if problem is not None:
+            corrupt.append(f"{run.path(folder).name} ({problem})")
+        elif record is None:
+            missing.append(run.run_id)
+        elif record["code_fingerprint"] != code and run.run_id not in accept_stale:
+            stale.append(run.path(folder).name)
+        else:
+            records[run.run_id] = record
+    if corrupt or stale:
+        raise ValueError(
+            f"{Path(folder) / name}: "
+            + (f"corrupt records {corrupt}; " if corrupt else "")
+            + (
+                f"{len(stale)} records made by other code than the current "
+                f"({code}): {stale}; "
+                if stale
+                else ""
+            )
+            + f"run `make experiments NAME={name}` again"
+        )
+    if missing and _legacy_path(name, folder).is_file():
+        return _load_legacy(name, folder, pending=len(runs) - len(missing))
+    if missing:
+        raise FileNotFoundError(
+            f"{Path(folder) / name}: {len(missing)} of {len(runs)} runs have no "
+            f"record (e.g. {missing[0]}): run `make experiments NAME={name}`"
+        )
+    per_seed = []
+    for seed in exp.seeds:
+        mine = [records[r.run_id] for r in runs if r.seed == seed]
+        if exp.rows:
+            metrics = {"runs": [row for rec in mine for row in rec["metrics"]]}
+        else:
+            metrics = {rec["candidate"]: rec["metrics"] for rec in mine}
+        seconds = math.fsum(rec["seconds"] for rec in mine)
+        per_seed.append({"seed": seed, "seconds": seconds, "metrics": metrics})
+    values = list(records.values())
+    return {
+        "legacy": False,
+        "name": name,
+        "description": exp.description,
+        "seeds": list(exp.seeds),
+        "records": len(values),
+        "code_fingerprints": sorted({r["code_fingerprint"] for r in values}),
+        "machines": sorted({r.get("machine", {}).get("cpu", "?") for r in values}),
+        "precisions": sorted({p for r in values for p in r.get("precision", [])}),
+        "seconds": math.fsum(r["seconds"] for r in values),
+        "runs": per_seed,
+    }
+
+
+def _legacy_path(name: str, folder: Union[str, Path]) -> Path:
+    return Path(folder) / f"{name}.json"
+
+
+def _load_legacy(name: str, folder: Union[str, Path], pending: int) -> Dict:
+    """A results file of the engine before this one: one file per experiment.
+
+    Such a file carries no code fingerprint, so nothing can check it against
+    the code; it is read only until every run of its experiment has a record.
+    """
+    path = _legacy_path(name, folder)
+    result = json.loads(path.read_text())
+    held = [run["seed"] for run in result.get("runs", [])]
+    if held != list(EXPERIMENTS[name].seeds):
+        raise ValueError(
+            f"{path} holds seeds {held}, the experiment has "
+            f"{list(EXPERIMENTS[name].seeds)}: run `make experiments NAME={name}`"
+        )
+    return {**result, "legacy": True, "pending_records": pending}
+
+
+def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
+    """Every problem of a results folder's records, one line each.
+
+    A record is a problem when it cannot be read, comes from code other than
+    the current, or belongs to no run of the current experiments (an orphan:
+    its experiment, candidate, configuration or seed is gone).
+
+    Parameters
+    ----------
+    folder : str or Path, default ``notebooks/results``
+
+    Returns
+    -------
+    list of str
+        Empty when every record is fresh.
+    """
+    folder = Path(folder)
+    code = _current_code()
+    problems = []
+    for path in sorted(folder.glob("*/*.json")):
+        record, problem = _read_record(path)
+        if problem is not None:
+            problems.append(f"{path}: corrupt ({problem})")
+            continue
+        name = path.parent.name
+        ids = {r.run_id for r in plan(name)} if name in EXPERIMENTS else set()
+        if record["run_id"] not in ids:
+            problems.append(f"{path}: belongs to no run of the current experiments")
+        elif record["code_fingerprint"] != code:
+            problems.append(
+                f"{path}: made by code {record['code_fingerprint']}, the current "
+                f"is {code}"
+            )
+    return problems
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m tripletutils.engine [NAME ...]``: run what is missing.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Experiment names (default: every experiment run by default),
+        ``--folder PATH`` (default ``notebooks/results``), ``--workers N``
+        (default 2), ``--scheduler tcp://HOST:PORT`` (a Dask cluster),
+        ``--seeds N`` (the first N seeds only, for a quick check; not in the
+        committed folder), ``--check`` (list stale, orphan or corrupt records
+        and exit 1 if there are any).
+
+    Returns
+    -------
+    int
+        0 on success; 1 on a failure of the runs or the check; 2 on bad
+        arguments (one line on standard error, nothing written).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tripletutils.engine", description=main.__doc__
+    )
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--folder", default=str(RESULTS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scheduler", default=None)
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+    if args.check:
+        problems = check_records(args.folder)
+        for line in problems:
+            print(line)
+        print(f"{len(problems)} problem records in {args.folder}")
+        return 1 if problems else 0
+    names = args.names or [n for n, e in EXPERIMENTS.items() if e.default]
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        return fail(f"unknown experiments {unknown}; known: {sorted(EXPERIMENTS)}")
+    if args.workers < 1:
+        return fail(f"--workers must be at least 1, got {args.workers}")
+    if args.seeds is not None and args.seeds < 1:
+        return fail(f"--seeds must be at least 1, got {args.seeds}")
+    if args.seeds is not None and Path(args.folder) == RESULTS:
+        return fail(
+            f"--seeds is for quick checks: give a --folder other than {RESULTS}"
+        )
+    started = time.perf_counter()
+    try:
+        counts = run_experiments(
+            names, args.folder, args.workers, args.scheduler, args.seeds
+        )
+    except ConnectionError as err:
+        return fail(str(err), 1)
+    print(
+        f"{counts['ran']} runs done, {counts['fresh']} were fresh, in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
