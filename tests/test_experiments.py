@@ -307,3 +307,33 @@ def test_recipe_search_run_records_what_chapter_7_reads(monkeypatch):
                 value = run[f"{key}_{metric}"]
                 assert value is None or 0 <= value <= 1, (name, key, metric)
         assert run["fit_seconds"] > 0
+
+
+def test_transfer_folds_choose_without_the_test_digits():
+    assert X.TRANSFER_TEST == (6, 7, 8, 9)
+    seen = set(X.TRANSFER_SEEN)
+    assert not seen & set(X.TRANSFER_TEST)
+    for train, held in X.TRANSFER_FOLDS:
+        assert set(train) | set(held) == seen and len(held) == 2
+    mnist = _tiny_mnist()
+    for fold, (train, held) in enumerate(X.TRANSFER_FOLDS):
+        (_, y_tr), (_, y_val) = X.fold_data(mnist, fold)
+        assert set(np.unique(y_tr)) == set(train) and set(np.unique(y_val)) == set(held)
+    # the selection score reads the fold's held-out digits only
+    (_, _), (x_val, y_val) = X.fold_data(mnist, 0)
+    e = x_val.reshape(len(x_val), -1)[:, :64]
+    scores = X.fold_validation_scores(e, y_val, 0)
+    assert 0 <= scores["val_precision_at_1"] <= 1
+    (x_test, y_test) = mnist[1]
+    unseen = y_test >= 6
+    e_test = x_test[unseen].reshape(unseen.sum(), -1)[:, :64]
+    with pytest.raises(
+        ValueError, match=r"may only see classes \[0, 1\].*\[6, 7, 8, 9\]"
+    ):
+        X.fold_validation_scores(e_test, y_test[unseen], 0)
+    with pytest.raises(ValueError, match="images of"):  # one test digit is enough
+        X.fold_validation_scores(
+            np.r_[e, e_test[:1]], np.r_[y_val, y_test[unseen][:1]], 0
+        )
+    with pytest.raises(ValueError, match="fold must be in"):
+        X.fold_data(mnist, 3)

@@ -244,3 +244,49 @@ def test_pipelines_run_without_the_autotuner():
     for ds in pipelines:
         assert ds.options().autotune.enabled is False
         assert ds.options().deterministic is True
+
+
+def test_class_disjoint_folds_hold_out_each_group_once():
+    from tripletutils.sampling import class_disjoint_folds
+
+    folds = class_disjoint_folds(range(6), fold_size=2)
+    assert folds == [
+        ((2, 3, 4, 5), (0, 1)),
+        ((0, 1, 4, 5), (2, 3)),
+        ((0, 1, 2, 3), (4, 5)),
+    ]
+    for train, held in folds:
+        assert not set(train) & set(held) and set(train) | set(held) == set(range(6))
+    assert class_disjoint_folds([7, 3, 9, 1], 2)[0] == ((9, 1), (7, 3))
+
+
+@pytest.mark.parametrize(
+    "classes, size, error, match",
+    [
+        ([0, 1, 2, 3], 1, ValueError, "at least 2"),
+        ([0, 1, 2, 3, 4], 2, ValueError, "at least two folds"),
+        ([0, 1], 2, ValueError, "at least two folds"),
+        ([0, 0, 1, 1], 2, ValueError, "distinct"),
+        ([0, 1, 2.0, 3], 2, TypeError, "ints"),
+        ([0, 1, 2, 3], "2", TypeError, "fold_size"),
+    ],
+)
+def test_class_disjoint_folds_reject_bad_input(classes, size, error, match):
+    from tripletutils.sampling import class_disjoint_folds
+
+    with pytest.raises(error, match=match):
+        class_disjoint_folds(classes, size)
+
+
+def test_check_classes_names_what_is_not_allowed():
+    from tripletutils.sampling import check_classes
+
+    check_classes(np.array([0, 1, 1]), (0, 1), "fold 0")
+    with pytest.raises(
+        ValueError,
+        match=r"fold 0 may only see classes \[0, 1\], got 2 "
+        r"images of \[6, 9\]",
+    ):
+        check_classes(np.array([0, 6, 1, 9]), (0, 1), "fold 0")
+    with pytest.raises(TypeError, match="integer class ids"):
+        check_classes(np.array([0.0, 1.0]), (0, 1), "fold 0")

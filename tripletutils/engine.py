@@ -1,9 +1,9 @@
 """The experiments engine: one record per run, resumable, fanned out.
 
 A *run* is one (experiment, candidate, seed) of
-:data:`tripletutils.experiments.EXPERIMENTS`. When it ends, its *record* is written atomically to
-``notebooks/results/<experiment>/<run id>.json``: the run's whole
-configuration, its seed, the fingerprint of the code that ran it
+:data:`tripletutils.experiments.EXPERIMENTS`. When it ends, its *record* is
+written atomically to ``notebooks/results/<experiment>/<run id>.json``: the
+run's whole configuration, its seed, the fingerprint of the code that ran it
 (:func:`tripletutils.fingerprint.code_fingerprint`), the fingerprint of the data,
 the machine, the precision actually computed, the metrics, the seconds and the
 date. The run id hashes everything that defines the run (experiment,

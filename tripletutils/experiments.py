@@ -65,7 +65,12 @@ from .recipes import (
     FAST_SEED_RECIPE,
     SEED_RECIPE,
 )
-from .sampling import seed_offline_triplets, split_indices
+from .sampling import (
+    check_classes,
+    class_disjoint_folds,
+    seed_offline_triplets,
+    split_indices,
+)
 from .training import (
     MINING_SCHEMES,
     Recipe,
@@ -94,6 +99,11 @@ __all__ = [
     "choose_on_validation",
     "SMOKE_RECIPE",
     "SMOKE_MARGINS",
+    "TRANSFER_SEEN",
+    "TRANSFER_TEST",
+    "TRANSFER_FOLDS",
+    "fold_data",
+    "fold_validation_scores",
 ]
 
 #: The seed's published evaluation (SpikeKing/triplet-loss-mnist, README,
@@ -357,9 +367,9 @@ class Experiment:
         ``rows``): JSON-serialisable metrics of one run; ``mnist`` is what
         :func:`tripletutils.data.load_mnist` returns.
     rows : bool
-        Default False. True: the runs give table rows: the chapters read each seed's rows of every
-        candidate, in candidate order, as ``{"runs": [...]}``; otherwise
-        ``{candidate: metrics}``.
+        Default False. True: the runs give table rows: the chapters read
+        each seed's rows of every candidate, in candidate order, as
+        ``{"runs": [...]}``; otherwise ``{candidate: metrics}``.
     default : bool
         Default True: run by ``make experiments`` without a name (False: only
         by name).
@@ -632,6 +642,86 @@ def _recipe_search_run(key: str, seed: int, mnist: tuple) -> Dict:
     test = _scores(e_test, y_test, e_tr, y_tr)  # against the training images
     run["test_precision_at_1"], run["test_map_at_r"] = test
     return run
+
+
+#: The transfer protocol (Musgrave et al. 2020, in miniature): choices see only
+#: the digits 0-5, in class-disjoint folds of two digits (train on four, score
+#: retrieval among the other two); the digits 6-9 are the test classes, read
+#: once per final model.
+TRANSFER_SEEN = (0, 1, 2, 3, 4, 5)
+TRANSFER_TEST = (6, 7, 8, 9)
+TRANSFER_FOLDS = class_disjoint_folds(TRANSFER_SEEN, fold_size=2)
+
+
+def fold_data(mnist: tuple, fold: int):
+    """A fold's training and validation images, all from MNIST's training set.
+
+    Parameters
+    ----------
+    mnist : tuple
+        As :func:`tripletutils.data.load_mnist` returns it; only its training
+        part is read.
+    fold : int
+        An index of :data:`TRANSFER_FOLDS`.
+
+    Returns
+    -------
+    (x_train, y_train), (x_val, y_val)
+        The book split's training images of the fold's four training digits,
+        and its validation images of the fold's two held-out digits.
+
+    Raises
+    ------
+    ValueError
+        On a fold index out of range.
+    """
+    if isinstance(fold, bool) or not isinstance(fold, int):
+        raise TypeError(f"fold must be an int, got {type(fold).__name__}")
+    if not 0 <= fold < len(TRANSFER_FOLDS):
+        raise ValueError(f"fold must be in 0..{len(TRANSFER_FOLDS) - 1}, got {fold}")
+    train_classes, held_out = TRANSFER_FOLDS[fold]
+    (x_tr, y_tr), (x_val, y_val) = _book_split(mnist)
+    keep_tr, keep_val = np.isin(y_tr, train_classes), np.isin(y_val, held_out)
+    return (x_tr[keep_tr], y_tr[keep_tr]), (x_val[keep_val], y_val[keep_val])
+
+
+def fold_validation_scores(
+    embeddings: np.ndarray, labels: np.ndarray, fold: int
+) -> Dict[str, Optional[float]]:
+    """A candidate's validation score on one fold: retrieval among held-out digits.
+
+    The only scoring a choice between candidates reads: it refuses any image
+    of a class other than the fold's held-out ones, the test digits 6-9 above
+    all, so no choice can lean on a test class.
+
+    Parameters
+    ----------
+    embeddings : numpy.ndarray
+        ``float32`` embeddings of the fold's validation images, shape ``(N, D)``.
+    labels : numpy.ndarray
+        Their integer classes, shape ``(N,)``.
+    fold : int
+        An index of :data:`TRANSFER_FOLDS`.
+
+    Returns
+    -------
+    dict
+        ``val_precision_at_1`` and ``val_map_at_r`` (leave-one-out among the
+        fold's validation images), None for a diverged (non-finite) embedding.
+
+    Raises
+    ------
+    ValueError
+        If a label is not one of the fold's held-out classes, or the fold
+        index is out of range.
+    """
+    if isinstance(fold, bool) or not isinstance(fold, int):
+        raise TypeError(f"fold must be an int, got {type(fold).__name__}")
+    if not 0 <= fold < len(TRANSFER_FOLDS):
+        raise ValueError(f"fold must be in 0..{len(TRANSFER_FOLDS) - 1}, got {fold}")
+    check_classes(labels, TRANSFER_FOLDS[fold][1], f"fold {fold}'s validation")
+    p1, mapr = _scores(np.asarray(embeddings), np.asarray(labels))
+    return {"val_precision_at_1": p1, "val_map_at_r": mapr}
 
 
 #: A tiny experiment that checks the engine end to end (``make experiments

@@ -9,6 +9,10 @@
   Hermans et al. 2017), :func:`semi_hard_triplet_loss` (the rule of TensorFlow
   Addons' ``TripletSemiHardLoss``, not FaceNet's own selection) and
   :func:`soft_margin_triplet_loss`, each with a Keras ``Loss`` class.
+* Pair and similarity losses on ``(labels, embeddings)``, for embeddings that
+  transfer to unseen classes: :func:`contrastive_loss`,
+  :func:`multi_similarity_loss` and :func:`supervised_contrastive_loss`, each
+  with a Keras ``Loss`` class.
 * Diagnostics for collapse: :func:`triplet_diagnostics`.
 
 This module imports only keras (and the standard library), so it can be copied
@@ -55,11 +59,17 @@ __all__ = [
     "semi_hard_triplet_loss",
     "soft_margin_triplet_loss",
     "triplet_diagnostics",
+    "contrastive_loss",
+    "multi_similarity_loss",
+    "supervised_contrastive_loss",
     "OfflineTripletLoss",
     "BatchAllTripletLoss",
     "BatchHardTripletLoss",
     "SemiHardTripletLoss",
     "SoftMarginTripletLoss",
+    "ContrastiveLoss",
+    "MultiSimilarityLoss",
+    "SupervisedContrastiveLoss",
 ]
 
 _EPS = 1e-16
@@ -68,14 +78,32 @@ _EPS = 1e-16
 # --------------------------------------------------------------------------- #
 # Checks
 # --------------------------------------------------------------------------- #
-def _check_margin(margin: float) -> float:
+def _check_margin(margin: float, name: str = "margin") -> float:
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
         raise TypeError(
-            f"margin must be a float, got {type(margin).__name__} {margin!r}"
+            f"{name} must be a float, got {type(margin).__name__} {margin!r}"
         )
     if not math.isfinite(margin) or margin < 0:
-        raise ValueError(f"margin must be finite and non-negative, got {margin}")
+        raise ValueError(f"{name} must be finite and non-negative, got {margin}")
     return float(margin)
+
+
+def _check_positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and positive, got {value}")
+    return float(value)
+
+
+def _check_two_classes(labels: Tensor, loss: str) -> None:
+    """Reject (eagerly) a non-empty batch of a single class: nothing to contrast."""
+    values = _concrete(labels)
+    if values is not None and values.size > 0 and values.min() == values.max():
+        raise ValueError(
+            f"{loss} needs at least two classes in a batch, got only class "
+            f"{values.flat[0]}: build batches of P >= 2 classes"
+        )
 
 
 def _check_squared(squared: bool) -> bool:
@@ -637,6 +665,192 @@ def triplet_diagnostics(
 
 
 # --------------------------------------------------------------------------- #
+# Pair and similarity losses (for transfer to unseen classes, chapter 8)
+# --------------------------------------------------------------------------- #
+def _l2_normalized(embeddings: Tensor) -> Tensor:
+    """Rows scaled to unit length (a zero row stays zero, with finite gradients)."""
+    norm = ops.sqrt(ops.maximum(ops.sum(ops.square(embeddings), axis=1), _EPS))
+    return embeddings / ops.expand_dims(norm, 1)
+
+
+def contrastive_loss(
+    labels: ArrayLike,
+    embeddings: ArrayLike,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    squared: bool = False,
+) -> Tensor:
+    """Contrastive loss over every pair in the batch (Hadsell et al. 2006).
+
+    Each positive pair ``(i, j)`` (same class, ``i != j``) costs
+    ``max(0, d(i,j) - pos_margin)``, each negative pair ``max(0, neg_margin -
+    d(i,j))``; the loss is the mean over the positive pairs plus the mean over
+    the negative pairs (0 for a kind of pair the batch lacks). This is
+    pytorch-metric-learning's ``ContrastiveLoss`` with means over all pairs
+    (it averages over the non-zero ones).
+
+    Parameters
+    ----------
+    labels : tensor or array
+        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids (see
+        :func:`batch_all_triplet_loss`).
+    embeddings : tensor or array
+        Shape ``(batch, dim)``, float.
+    pos_margin : float, default 0.0
+        Finite, non-negative: positive pairs closer than this cost nothing.
+    neg_margin : float, default 1.0
+        Finite, greater than ``pos_margin``: negative pairs farther than this
+        cost nothing.
+    squared : bool, default False
+        Squared Euclidean distances instead of plain ones.
+
+    Returns
+    -------
+    scalar tensor
+        float32 (float64 for float64 embeddings); finite gradients where two
+        embeddings coincide (:func:`pairwise_distances`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad shapes or dtypes, a negative, non-finite or misordered margin,
+        or (eagerly) a non-empty batch of one class.
+    """
+    pos_margin = _check_margin(pos_margin, "pos_margin")
+    neg_margin = _check_margin(neg_margin, "neg_margin")
+    if neg_margin <= pos_margin:
+        raise ValueError(
+            f"neg_margin must be greater than pos_margin, got {neg_margin} <= "
+            f"{pos_margin}"
+        )
+    squared = _check_squared(squared)
+    e = _as_embeddings(embeddings)
+    y = _as_labels(labels, e.shape[0])
+    _check_two_classes(y, "contrastive_loss")
+    d = pairwise_distances(e, squared=squared)
+    pos, neg = _masks(y, ops.shape(e)[0])
+    return _safe_mean(ops.relu(d - pos_margin), pos) + _safe_mean(
+        ops.relu(neg_margin - d), neg
+    )
+
+
+def multi_similarity_loss(
+    labels: ArrayLike,
+    embeddings: ArrayLike,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
+    epsilon: float = 0.1,
+) -> Tensor:
+    """Multi-similarity loss with its pair mining (Wang et al. 2019).
+
+    On cosine similarities ``s`` of the L2-normalised embeddings, anchor ``i``
+    keeps the negatives with ``s(i,n) + epsilon > min_p s(i,p)`` and the
+    positives with ``s(i,p) - epsilon < max_n s(i,n)``, and costs
+
+    ``1/alpha log(1 + sum_p exp(-alpha (s(i,p) - base)))
+    + 1/beta log(1 + sum_n exp(beta (s(i,n) - base)))``
+
+    over the kept pairs. The loss is the mean over the anchors that have a
+    positive and a negative in the batch (0 if none has).
+
+    Parameters
+    ----------
+    labels : tensor or array
+        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids.
+    embeddings : tensor or array
+        Shape ``(batch, dim)``, float; normalised here (a zero row stays 0).
+    alpha, beta : float, default 2.0 and 50.0
+        Finite, positive: the weights of positive and negative pairs.
+    base : float, default 0.5
+        Finite, in [-1, 1]: the similarity the pairs are pushed around.
+    epsilon : float, default 0.1
+        Finite, non-negative: the mining's slack.
+
+    Returns
+    -------
+    scalar tensor
+        float32 (float64 for float64 embeddings).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad shapes or dtypes, a non-positive ``alpha`` or ``beta``, a
+        ``base`` outside [-1, 1], a negative ``epsilon``, or (eagerly) a
+        non-empty batch of one class.
+    """
+    alpha, beta = _check_positive(alpha, "alpha"), _check_positive(beta, "beta")
+    epsilon = _check_margin(epsilon, "epsilon")
+    if isinstance(base, bool) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a float, got {type(base).__name__}")
+    if not -1.0 <= base <= 1.0:
+        raise ValueError(f"base must be a cosine similarity in [-1, 1], got {base}")
+    e = _l2_normalized(_as_embeddings(embeddings))
+    y = _as_labels(labels, e.shape[0])
+    _check_two_classes(y, "multi_similarity_loss")
+    s = ops.matmul(e, ops.transpose(e))
+    pos, neg = _masks(y, ops.shape(e)[0])
+    pos_f, neg_f = ops.cast(pos, s.dtype), ops.cast(neg, s.dtype)
+    # cosines lie in [-1, 1]: +2 / -2 stand for "no such pair"
+    min_pos = ops.min(s * pos_f + 2.0 * (1.0 - pos_f), axis=1, keepdims=True)
+    max_neg = ops.max(s * neg_f - 2.0 * (1.0 - neg_f), axis=1, keepdims=True)
+    keep_neg = neg_f * ops.cast(ops.greater(s + epsilon, min_pos), s.dtype)
+    keep_pos = pos_f * ops.cast(ops.less(s - epsilon, max_neg), s.dtype)
+    pos_term = ops.log1p(ops.sum(ops.exp(-alpha * (s - base)) * keep_pos, axis=1))
+    neg_term = ops.log1p(ops.sum(ops.exp(beta * (s - base)) * keep_neg, axis=1))
+    has_both = ops.logical_and(ops.any(pos, axis=1), ops.any(neg, axis=1))
+    return _safe_mean(pos_term / alpha + neg_term / beta, has_both)
+
+
+def supervised_contrastive_loss(
+    labels: ArrayLike, embeddings: ArrayLike, temperature: float = 0.1
+) -> Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, their L_out).
+
+    On the L2-normalised embeddings, anchor ``i`` with positives ``P(i)``
+    costs ``-1/|P(i)| sum_{p in P(i)} log(exp(z_i.z_p / t) / sum_{a != i}
+    exp(z_i.z_a / t))``; the loss is the mean over the anchors with at least
+    one positive (0 if none has).
+
+    Parameters
+    ----------
+    labels : tensor or array
+        Shape ``(batch,)`` or ``(batch, 1)``, integer class ids.
+    embeddings : tensor or array
+        Shape ``(batch, dim)``, float; normalised here (a zero row stays 0).
+    temperature : float, default 0.1
+        Finite, positive.
+
+    Returns
+    -------
+    scalar tensor
+        float32 (float64 for float64 embeddings).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad shapes or dtypes, a non-positive temperature, or (eagerly) a
+        non-empty batch of one class.
+    """
+    temperature = _check_positive(temperature, "temperature")
+    e = _l2_normalized(_as_embeddings(embeddings))
+    y = _as_labels(labels, e.shape[0])
+    _check_two_classes(y, "supervised_contrastive_loss")
+    batch = ops.shape(e)[0]
+    # cosines are at most 1: subtracting 1/t keeps every exp() at most 1
+    logits = (ops.matmul(e, ops.transpose(e)) - 1.0) / temperature
+    others = 1.0 - ops.eye(batch, dtype=logits.dtype)
+    denominator = ops.sum(ops.exp(logits) * others, axis=1, keepdims=True)
+    log_prob = logits - ops.log(ops.maximum(denominator, _EPS))
+    pos, _ = _masks(y, batch)
+    pos_f = ops.cast(pos, logits.dtype)
+    mean_pos = ops.sum(log_prob * pos_f, axis=1) / ops.maximum(
+        ops.sum(pos_f, axis=1), 1.0
+    )
+    return -_safe_mean(mean_pos, ops.any(pos, axis=1))
+
+
+# --------------------------------------------------------------------------- #
 # Keras Loss classes
 # --------------------------------------------------------------------------- #
 class _TripletLossBase(keras.losses.Loss):
@@ -888,7 +1102,101 @@ class SoftMarginTripletLoss(_OnePerBatchMixin, keras.losses.Loss):
         return config
 
 
-BatchAllTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
-BatchHardTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
-SemiHardTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
-SoftMarginTripletLoss.__doc__ += _ONLINE_LOSS_NOTES
+class _PairLossBase(_OnePerBatchMixin, keras.losses.Loss):
+    """A Keras ``Loss`` around one of the pair losses, its settings in ``config``."""
+
+    _fn: Any = None
+    _defaults: Dict[str, Any] = {}
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        settings = {k: kwargs.pop(k, v) for k, v in self._defaults.items()}
+        super().__init__(name=name, **kwargs)
+        # check the settings once, now: a call on a tiny two-class batch
+        type(self)._fn([0, 1], [[0.0, 1.0], [1.0, 0.0]], **settings)
+        self.settings = settings
+
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
+        return type(self)._fn(y_true, y_pred, **self.settings)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(self.settings)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tripletutils")
+class ContrastiveLoss(_PairLossBase):
+    """Keras wrapper of :func:`contrastive_loss` (``y_true`` = labels).
+
+    Parameters
+    ----------
+    pos_margin : float, default 0.0
+    neg_margin : float, default 1.0
+    squared : bool, default False
+    name : str, default "contrastive_loss"
+    **kwargs
+        ``reduction`` (no effect) and ``dtype`` of ``keras.losses.Loss``.
+    """
+
+    _fn = staticmethod(contrastive_loss)
+    _defaults = {"pos_margin": 0.0, "neg_margin": 1.0, "squared": False}
+
+    def __init__(self, name: str = "contrastive_loss", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="tripletutils")
+class MultiSimilarityLoss(_PairLossBase):
+    """Keras wrapper of :func:`multi_similarity_loss` (``y_true`` = labels).
+
+    Parameters
+    ----------
+    alpha : float, default 2.0
+    beta : float, default 50.0
+    base : float, default 0.5
+    epsilon : float, default 0.1
+    name : str, default "multi_similarity_loss"
+    **kwargs
+        ``reduction`` (no effect) and ``dtype`` of ``keras.losses.Loss``.
+    """
+
+    _fn = staticmethod(multi_similarity_loss)
+    _defaults = {"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1}
+
+    def __init__(self, name: str = "multi_similarity_loss", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="tripletutils")
+class SupervisedContrastiveLoss(_PairLossBase):
+    """Keras wrapper of :func:`supervised_contrastive_loss` (``y_true`` = labels).
+
+    Parameters
+    ----------
+    temperature : float, default 0.1
+    name : str, default "supervised_contrastive_loss"
+    **kwargs
+        ``reduction`` (no effect) and ``dtype`` of ``keras.losses.Loss``.
+    """
+
+    _fn = staticmethod(supervised_contrastive_loss)
+    _defaults = {"temperature": 0.1}
+
+    def __init__(
+        self, name: str = "supervised_contrastive_loss", **kwargs: Any
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+
+
+for _cls in (
+    BatchAllTripletLoss,
+    BatchHardTripletLoss,
+    SemiHardTripletLoss,
+    SoftMarginTripletLoss,
+    ContrastiveLoss,
+    MultiSimilarityLoss,
+    SupervisedContrastiveLoss,
+):
+    if _cls.__doc__ is not None:  # python -OO strips docstrings
+        _cls.__doc__ += _ONLINE_LOSS_NOTES
+del _cls

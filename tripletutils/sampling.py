@@ -15,7 +15,7 @@ This module imports only numpy and tensorflow, so it can be copied alone.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +29,8 @@ __all__ = [
     "random_triplet_dataset",
     "pk_dataset",
     "split_indices",
+    "class_disjoint_folds",
+    "check_classes",
 ]
 
 _INPUT_NAMES = ("anchor", "positive", "negative")
@@ -648,3 +650,89 @@ def split_indices(
     held_out = np.sort(np.concatenate(held)).astype(np.int64)
     train = np.setdiff1d(np.arange(len(labels)), held_out).astype(np.int64)
     return train, held_out
+
+
+def class_disjoint_folds(
+    classes: Sequence[int], fold_size: int = 2
+) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+    """Class-disjoint folds: each group of ``fold_size`` classes held out in turn.
+
+    The validation protocol for unseen classes (Musgrave et al. 2020): a
+    candidate trains on the other classes and is scored by retrieval among
+    the held-out classes' images, so validation asks the question a test on
+    new classes asks.
+
+    Parameters
+    ----------
+    classes : sequence of int
+        The classes the choices may see (e.g. the digits 0-5), distinct,
+        their number a multiple of ``fold_size``.
+    fold_size : int, default 2
+        Classes held out per fold, at least 2 (retrieval needs two classes).
+
+    Returns
+    -------
+    list of (train_classes, held_out_classes)
+        Tuples of int, one pair per fold, in the order of ``classes``; the
+        held-out groups partition ``classes``.
+
+    Raises
+    ------
+    TypeError
+        If a class or ``fold_size`` is not an int.
+    ValueError
+        If the classes repeat, ``fold_size < 2``, or it does not divide
+        their number, or fewer than two folds result.
+    """
+    if isinstance(fold_size, bool) or not isinstance(fold_size, (int, np.integer)):
+        raise TypeError(f"fold_size must be an int, got {type(fold_size).__name__}")
+    classes = tuple(classes)
+    if not all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes
+    ):
+        raise TypeError(f"classes must be ints, got {classes!r}")
+    classes = tuple(int(c) for c in classes)
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {classes}")
+    if fold_size < 2:
+        raise ValueError(f"fold_size must be at least 2, got {fold_size}")
+    if len(classes) % fold_size or len(classes) // fold_size < 2:
+        raise ValueError(
+            f"{len(classes)} classes do not make at least two folds of {fold_size}"
+        )
+    folds = []
+    for start in range(0, len(classes), fold_size):
+        held = classes[start : start + fold_size]
+        folds.append((tuple(c for c in classes if c not in held), held))
+    return folds
+
+
+def check_classes(labels: np.ndarray, allowed: Sequence[int], what: str) -> None:
+    """Refuse labels outside the classes a step may see (e.g. test classes).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer class ids, shape ``(N,)``.
+    allowed : sequence of int
+        The classes this step may see.
+    what : str
+        What the labels are, for the message (e.g. ``"fold 0's validation"``).
+
+    Raises
+    ------
+    ValueError
+        Naming the classes that are not allowed, and how many images have
+        them.
+    TypeError
+        If ``labels`` is not an integer array.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{what}: labels must be integer class ids, got {labels.dtype}")
+    bad = ~np.isin(labels, np.asarray(tuple(allowed)))
+    if bad.any():
+        raise ValueError(
+            f"{what} may only see classes {sorted(allowed)}, got "
+            f"{int(bad.sum())} images of {sorted(set(labels[bad].tolist()))}"
+        )
