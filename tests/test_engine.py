@@ -192,6 +192,36 @@ def test_check_records_finds_orphans(tmp_path, monkeypatch):
     assert len(problems) == 2 and all("belongs to no run" in p for p in problems)
 
 
+def test_a_failing_run_is_logged_and_the_others_go_on(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+    code = E._current_code()
+
+    def task(experiment, candidate, seed):
+        if (candidate, seed) == ("b", 1):
+            raise RuntimeError("the package's code changed during the run")
+        return {
+            "metrics": {"score": float(seed)},
+            "seconds": 1.0,
+            "code_fingerprint": code,
+            "data_fingerprint": "d" * 16,
+            "machine": {"cpu": "test CPU"},
+            "bfloat16_native": False,
+        }
+
+    lines = []
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        done, failed = E._run_all(
+            E.plan("fake"), pool, tmp_path, lines.append, False, task
+        )
+    assert done == 3 and [(r.candidate, r.seed) for r, _ in failed] == [("b", 1)]
+    assert any(
+        line.startswith("FAILED fake b.s1.") and "changed" in line for line in lines
+    )
+    assert len(list((tmp_path / "fake").glob("*.json"))) == 3  # no record for it
+
+
 def test_the_committed_records_are_fresh():
     """CI: no committed record comes from code that is gone (or is an orphan)."""
     problems = E.check_records(ROOT / "notebooks" / "results")
@@ -228,7 +258,14 @@ def reference(tmp_path_factory, mnist_path):
     """The smoke experiment, uninterrupted, in the local pool of 2 processes."""
     folder = tmp_path_factory.mktemp("reference")
     counts = E.run_experiments(["smoke"], folder, workers=2, log=lambda line: None)
-    assert counts == {"planned": 4, "fresh": 0, "stale": 0, "corrupt": 0, "ran": 4}
+    assert counts == {
+        "planned": 4,
+        "fresh": 0,
+        "stale": 0,
+        "corrupt": 0,
+        "ran": 4,
+        "failed": 0,
+    }
     metrics = _metrics(folder)
     assert len(metrics) == 4 and all(
         0 < m["val_map_at_r"] <= 1 for m in metrics.values()

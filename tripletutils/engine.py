@@ -247,6 +247,12 @@ def _one_thread() -> None:
     _WORKER["threads"] = 1
 
 
+def _start_worker() -> None:
+    """A pool worker's start: one thread, and the fingerprint of its code."""
+    _one_thread()
+    _WORKER["code"] = _current_code()
+
+
 def _mnist() -> tuple:
     if "mnist" not in _WORKER:
         from .data import load_mnist
@@ -261,20 +267,31 @@ def _mnist_fingerprint(mnist: tuple) -> str:
 
 
 def _execute(experiment: str, candidate: str, seed: int) -> Dict:
-    """One run, in a worker: its metrics and what identifies how it ran."""
+    """One run, in a worker: its metrics and what identifies how it ran.
+
+    The code's fingerprint is taken when the worker starts its first run and
+    again after each run: if the package's files changed in between, the run
+    ran code that no record can name (TensorFlow even re-reads the changed
+    source when it traces), so it fails instead of leaving a record.
+    """
     _one_thread()
     from .runtime import bfloat16_is_native, hardware_info
 
+    code = _WORKER.setdefault("code", _current_code())
     mnist = _mnist()
     started = time.perf_counter()
     metrics = EXPERIMENTS[experiment].run(candidate, seed, mnist)
     seconds = time.perf_counter() - started
-    if "code" not in _WORKER:
-        _WORKER["code"] = _current_code()
+    now = _current_code()
+    if now != code:
+        raise RuntimeError(
+            f"the package's code changed during the run (fingerprint {code} when "
+            f"this worker started, {now} now): its result is not kept"
+        )
     return {
         "metrics": metrics,
         "seconds": seconds,
-        "code_fingerprint": _WORKER["code"],
+        "code_fingerprint": code,
         "data_fingerprint": _mnist_fingerprint(mnist),
         "machine": hardware_info(),
         "bfloat16_native": bfloat16_is_native(),
@@ -338,7 +355,7 @@ def _executor(workers: int, scheduler: Optional[str]):
         return client.get_executor(pure=False), client.close
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_one_thread
+        max_workers=workers, mp_context=context, initializer=_start_worker
     )
     return pool, None
 
@@ -410,7 +427,8 @@ def run_experiments(
     Returns
     -------
     dict of str to int
-        ``planned``, ``fresh`` (kept), ``stale``, ``corrupt`` and ``ran``.
+        ``planned``, ``fresh`` (kept), ``stale``, ``corrupt``, ``ran`` and
+        ``failed`` (runs that raised: logged, no record; the others go on).
 
     Raises
     ------
@@ -440,7 +458,14 @@ def run_experiments(
     ]
     executor, close = _executor(workers, scheduler)  # may raise: nothing written
     folder = Path(folder)
-    counts = {"planned": len(runs), "fresh": 0, "stale": 0, "corrupt": 0, "ran": 0}
+    counts = {
+        "planned": len(runs),
+        "fresh": 0,
+        "stale": 0,
+        "corrupt": 0,
+        "ran": 0,
+        "failed": 0,
+    }
     try:
         with _locked(folder, log):
             code = _current_code()
@@ -468,7 +493,8 @@ def run_experiments(
                 f"{counts['stale']} stale, {counts['corrupt']} corrupt) on {where}; "
                 + _estimate(todo, folder, 1 if scheduler else workers)
             )
-            counts["ran"] = _run_all(todo, executor, folder, log, progress)
+            counts["ran"], failed = _run_all(todo, executor, folder, log, progress)
+            counts["failed"] = len(failed)
     finally:
         if close is None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -478,9 +504,11 @@ def run_experiments(
     return counts
 
 
-def _run_all(todo, executor, folder, log, progress) -> int:
+def _run_all(todo, executor, folder, log, progress, task=None) -> Tuple[int, List]:
+    """Submit every run, write each record as it comes; (runs done, failures)."""
     if not todo:
-        return 0
+        return 0, []
+    task = _execute if task is None else task
     if progress is None:
         progress = sys.stderr.isatty()
     bar = None
@@ -490,13 +518,21 @@ def _run_all(todo, executor, folder, log, progress) -> int:
         bar = tqdm(total=len(todo), unit="run", file=sys.stderr)
     started = time.perf_counter()
     futures = {
-        executor.submit(_execute, r.experiment, r.candidate, r.seed): r for r in todo
+        executor.submit(task, r.experiment, r.candidate, r.seed): r for r in todo
     }
-    done = 0
+    done, failed = 0, []
     try:
         for future in concurrent.futures.as_completed(futures):
             run = futures[future]
-            record = _record(run, future.result())
+            try:
+                out = future.result()
+            except Exception as err:  # one run's failure: the others go on
+                failed.append((run, err))
+                log(
+                    f"FAILED {run.experiment} {run.run_id}: {type(err).__name__}: {err}"
+                )
+                continue
+            record = _record(run, out)
             _write_atomically(run.path(folder), json.dumps(record, indent=1) + "\n")
             done += 1
             if bar is not None:
@@ -511,7 +547,7 @@ def _run_all(todo, executor, folder, log, progress) -> int:
     finally:
         if bar is not None:
             bar.close()
-    return done
+    return done, failed
 
 
 def load_results(
@@ -731,10 +767,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConnectionError as err:
         return fail(str(err), 1)
     print(
-        f"{counts['ran']} runs done, {counts['fresh']} were fresh, in "
-        f"{time.perf_counter() - started:.0f} s"
+        f"{counts['ran']} runs done, {counts['fresh']} were fresh, "
+        f"{counts['failed']} failed, in {time.perf_counter() - started:.0f} s"
     )
-    return 0
+    return 1 if counts["failed"] else 0
 
 
 if __name__ == "__main__":
