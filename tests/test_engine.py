@@ -111,6 +111,33 @@ def test_main_rejects_bad_arguments_in_one_line(argv, match, capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_dry_run_prints_the_plan_and_estimate_and_runs_nothing(tmp_path, mnist_path):
+    folder = tmp_path / "r"
+    old = E.Run("smoke", "margin_0.1", 0)  # an earlier record (other code) times it
+    out = {
+        "metrics": {},
+        "seconds": 120.0,
+        "code_fingerprint": "0" * 16,
+        "data_fingerprint": "d" * 16,
+        "machine": {"cpu": "test CPU"},
+        "bfloat16_native": False,
+    }
+    E._write_atomically(old.path(folder), json.dumps(E._record(old, out)))
+    lines = []
+    counts = E.run_experiments(
+        ["smoke"], folder, workers=2, log=lines.append, dry_run=True
+    )
+    assert counts["planned"] == 4 and counts["stale"] == 1 and counts["ran"] == 0
+    assert lines[0].startswith("4 of 4 runs to do (0 fresh, 1 stale, 0 corrupt)")
+    # 4 runs at the one timed run's 120 s (margin_0.2's from the experiment's
+    # median): 8 min of runs, 4 min on 2 workers
+    assert lines[0].endswith("about 8 min of runs, 4 min wall on 2 workers")
+    assert lines[1] == "  smoke: 4 runs, about 8 min of runs, 4 min wall on 2 workers"
+    E.run_experiments(["fast_loop"], folder, log=lines.append, dry_run=True)
+    assert lines[-1].endswith("no earlier records to estimate the time from")
+    assert len(list((folder / "smoke").glob("*.json"))) == 1  # nothing ran
+
+
 @pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_error_and_writes_nothing(tmp_path):
     with pytest.raises(ConnectionError, match="no Dask scheduler answers"):

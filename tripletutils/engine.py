@@ -368,8 +368,8 @@ def _check_workers(workers) -> int:
     return workers
 
 
-def _estimate(todo: List[Run], folder: Path, workers: int) -> str:
-    """A time estimate from earlier records' seconds (any code), if there are any."""
+def _estimate(todo: List[Run], folder: Path, workers: int) -> List[str]:
+    """Time estimates from earlier records' seconds: total, then per experiment."""
     known: Dict[Tuple[str, str], List[float]] = {}
     by_exp: Dict[str, List[float]] = {}
     for path in folder.glob("*/*.json"):
@@ -378,20 +378,31 @@ def _estimate(todo: List[Run], folder: Path, workers: int) -> str:
             key = (record["experiment"], record["candidate"])
             known.setdefault(key, []).append(float(record["seconds"]))
             by_exp.setdefault(record["experiment"], []).append(float(record["seconds"]))
-    total, unknown = 0.0, 0
+    seconds: Dict[str, float] = {}
+    runs: Dict[str, int] = {}
+    unknown: Dict[str, int] = {}
     for run in todo:
         past = known.get((run.experiment, run.candidate)) or by_exp.get(run.experiment)
+        runs[run.experiment] = runs.get(run.experiment, 0) + 1
         if past:
-            total += statistics.median(past)
+            seconds[run.experiment] = seconds.get(run.experiment, 0.0)
+            seconds[run.experiment] += statistics.median(past)
         else:
-            unknown += 1
-    if total == 0:
-        return "no earlier records to estimate the time from"
-    text = f"about {total / 60:.0f} min of runs, {total / 60 / workers:.0f} min wall"
-    text += f" on {workers} workers"
-    if unknown:
-        text += f" (+ {unknown} runs never timed)"
-    return text
+            unknown[run.experiment] = unknown.get(run.experiment, 0) + 1
+
+    def line(total: float, never: int) -> str:
+        if total == 0:
+            return "no earlier records to estimate the time from"
+        text = f"about {total / 60:.0f} min of runs, {total / 60 / workers:.0f} min"
+        text += f" wall on {workers} workers"
+        return text + (f" (+ {never} runs never timed)" if never else "")
+
+    lines = [line(sum(seconds.values()), sum(unknown.values()))]
+    for name, n in runs.items():
+        lines.append(
+            f"  {name}: {n} runs, " + line(seconds.get(name, 0.0), unknown.get(name, 0))
+        )
+    return lines
 
 
 def run_experiments(
@@ -402,6 +413,7 @@ def run_experiments(
     seeds: Optional[int] = None,
     log: Callable[[str], None] = print,
     progress: Optional[bool] = None,
+    dry_run: bool = False,
 ) -> Dict[str, int]:
     """Run every missing, stale or corrupt run of some experiments.
 
@@ -423,6 +435,8 @@ def run_experiments(
         Receives the plan and, without a progress bar, one line per run.
     progress : bool, optional
         A tqdm progress bar on standard error; default: when it is a terminal.
+    dry_run : bool, default False
+        Only print the plan and the estimate: run nothing.
 
     Returns
     -------
@@ -488,11 +502,16 @@ def run_experiments(
                 else:
                     counts["fresh"] += 1
             where = scheduler or f"{workers} local processes of 1 thread"
+            estimate = _estimate(todo, folder, 1 if scheduler else workers)
             log(
                 f"{len(todo)} of {len(runs)} runs to do ({counts['fresh']} fresh, "
                 f"{counts['stale']} stale, {counts['corrupt']} corrupt) on {where}; "
-                + _estimate(todo, folder, 1 if scheduler else workers)
+                + estimate[0]
             )
+            for line in estimate[1:] if todo else []:
+                log(line)
+            if dry_run:
+                return counts
             counts["ran"], failed = _run_all(todo, executor, folder, log, progress)
             counts["failed"] = len(failed)
     finally:
@@ -716,7 +735,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         (default 2), ``--scheduler tcp://HOST:PORT`` (a Dask cluster),
         ``--seeds N`` (the first N seeds only, for a quick check; not in the
         committed folder), ``--check`` (list stale, orphan or corrupt records
-        and exit 1 if there are any).
+        and exit 1 if there are any), ``--dry-run`` (print the plan and the
+        time estimate only).
 
     Returns
     -------
@@ -735,6 +755,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
 
     def fail(message: str, code: int = 2) -> int:
@@ -762,7 +783,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.perf_counter()
     try:
         counts = run_experiments(
-            names, args.folder, args.workers, args.scheduler, args.seeds
+            names,
+            args.folder,
+            args.workers,
+            args.scheduler,
+            args.seeds,
+            dry_run=args.dry_run,
         )
     except ConnectionError as err:
         return fail(str(err), 1)

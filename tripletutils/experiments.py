@@ -644,8 +644,8 @@ def _recipe_search_run(key: str, seed: int, mnist: tuple) -> Dict:
     return run
 
 
-#: The transfer protocol (Musgrave et al. 2020, in miniature): choices see only
-#: the digits 0-5, in class-disjoint folds of two digits (train on four, score
+#: The digits the transfer protocol's choices may see (Musgrave et al. 2020, in
+#: miniature), in class-disjoint folds of two digits (train on four, score
 #: retrieval among the other two); the digits 6-9 are the test classes, read
 #: once per final model.
 TRANSFER_SEEN = (0, 1, 2, 3, 4, 5)
