@@ -249,6 +249,36 @@ def test_a_failing_run_is_logged_and_the_others_go_on(tmp_path, monkeypatch):
     assert len(list((tmp_path / "fake").glob("*.json"))) == 3  # no record for it
 
 
+def test_a_worker_with_other_code_or_data_leaves_no_record(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+
+    def task(experiment, candidate, seed):
+        return {
+            "metrics": {},
+            "seconds": 1.0,
+            "code_fingerprint": "c" * 16 if candidate == "a" else "0" * 16,
+            "data_fingerprint": "d" * 16,
+            "machine": {"cpu": "test CPU"},
+            "bfloat16_native": False,
+        }
+
+    lines = []
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        done, failed = E._run_all(
+            E.plan("fake"),
+            pool,
+            tmp_path,
+            lines.append,
+            False,
+            task,
+            ("c" * 16, "d" * 16),
+        )
+    assert done == 2 and {r.candidate for r, _ in failed} == {"b"}
+    assert any("the worker ran code 0000000000000000" in line for line in lines)
+
+
 def test_the_committed_records_are_fresh():
     """CI: no committed record comes from code that is gone (or is an orphan)."""
     problems = E.check_records(ROOT / "notebooks" / "results")
@@ -334,6 +364,19 @@ def test_a_dask_cluster_gives_the_local_pools_records(tmp_path, reference):
         )
     assert counts["ran"] == 4
     assert _metrics(tmp_path) == expected  # bit for bit
+
+
+@pytest.mark.slow
+def test_dask_workers_of_several_threads_are_refused(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        with pytest.raises(ConnectionError, match="must each have one thread"):
+            E.run_experiments(
+                ["smoke"], tmp_path / "r", scheduler=cluster.scheduler_address
+            )
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow

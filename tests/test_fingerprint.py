@@ -1,8 +1,12 @@
 """Fingerprints: docstrings and comments change nothing, code and data do."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from tripletutils import fingerprint as fingerprint_module
 from tripletutils.fingerprint import (
     TRAINING_MODULES,
     code_fingerprint,
@@ -104,3 +108,64 @@ def test_data_fingerprint_rejects_bad_input():
         data_fingerprint(np.array([None]))
     with pytest.raises(TypeError, match="salt"):
         data_fingerprint(np.zeros(2), salt=1)
+
+
+def _other_pythons():
+    """Interpreters of other minor versions on this machine (pyenv's, PATH's)."""
+    import glob
+    import shutil
+    import sys
+
+    found = {}
+    for path in sorted(
+        glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[1-4]*/bin/python3"))
+    ):
+        found.setdefault(Path(path).parents[1].name[:4], path)
+    for name in ("python3.11", "python3.12", "python3.13"):
+        if shutil.which(name):
+            found.setdefault(name[6:], shutil.which(name))
+    mine = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return {v: p for v, p in found.items() if v != mine}
+
+
+def test_code_fingerprint_is_the_same_on_every_python_version():
+    """Records made on Python 3.11 must stay fresh on 3.13 (Colab) and back."""
+    import subprocess
+
+    others = _other_pythons()
+    if not others:
+        pytest.skip("no other Python version on this machine")
+    package = Path(fingerprint_module.__file__).resolve().parent
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import fingerprint as f; "
+        "print(f.code_fingerprint(folder=sys.argv[1]))"
+    )
+    mine = code_fingerprint()
+    for version, python in others.items():
+        out = subprocess.run(
+            [python, "-c", script, str(package)], capture_output=True, text=True
+        )
+        if out.returncode != 0 and "No module" in out.stderr:
+            continue  # an interpreter without the standard library bits we need
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == mine, version
+
+
+def test_training_modules_list_every_module_a_run_imports():
+    """A module that training or the experiments import is in the fingerprint."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tripletutils.experiments, tripletutils.recipes; "
+            "print(' '.join(m for m in sys.modules if m.startswith('tripletutils.')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {m.split(".", 1)[1] + ".py" for m in out.stdout.split()}
+    assert imported - {"fingerprint.py"} <= set(TRAINING_MODULES), imported

@@ -224,3 +224,34 @@ def test_a_model_trains_with_each_loss():
         history = net.fit(x, y, batch_size=32, epochs=15, verbose=0, shuffle=True)
         losses = history.history["loss"]
         assert np.isfinite(losses).all() and losses[-1] < losses[0], cls.__name__
+
+
+def test_no_overflow_or_underflow_in_float32_at_extreme_settings():
+    e = E.astype("float32")
+    e[5] = 0.0  # a zero row: normalised to zero
+    # exp(beta (s - base)) would be exp(100) at s = 1: inf in float32
+    ms = multi_similarity_loss(Y, tf.constant(e), beta=100.0, base=0.0)
+    ref = np_multi_similarity(Y, E * (np.arange(6) != 5)[:, None], 2.0, 100.0, 0.0, 0.1)
+    assert np.isfinite(float(ms)) and float(ms) == pytest.approx(ref, rel=1e-4)
+
+    # exp(s / t) at t = 0.005 underflows unless each row is shifted by its maximum
+    def stable_supcon(y, e, t):
+        z = _unit(e)
+        losses = []
+        for i in range(len(y)):
+            p = [j for j in range(len(y)) if j != i and y[j] == y[i]]
+            if not p:
+                continue
+            logits = np.array([z[i] @ z[a] / t for a in range(len(y)) if a != i])
+            log_den = logits.max() + np.log(np.exp(logits - logits.max()).sum())
+            losses.append(-np.mean([z[i] @ z[j] / t - log_den for j in p]))
+        return np.mean(losses)
+
+    zeroed = E * (np.arange(6) != 1)[:, None]  # anchor 1: a zero row
+    sc = supervised_contrastive_loss(Y, tf.constant(zeroed.astype("float32")), 0.005)
+    assert float(sc) == pytest.approx(stable_supcon(Y, zeroed, 0.005), rel=1e-4)
+    for fn in (contrastive_loss, multi_similarity_loss, supervised_contrastive_loss):
+        v = tf.Variable(zeroed.astype("float32"))
+        with tf.GradientTape() as tape:
+            loss = fn(Y, v)
+        assert np.all(np.isfinite(tape.gradient(loss, v).numpy())), fn.__name__

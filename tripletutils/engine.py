@@ -344,14 +344,27 @@ def _record(run: Run, out: Dict) -> Dict:
 def _executor(workers: int, scheduler: Optional[str]):
     """(executor, what to call after its shutdown)."""
     if scheduler is not None:
-        from distributed import Client
-
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConnectionError(
+                "--scheduler needs Dask's distributed package: pip install "
+                "'tripletutils[experiments]'"
+            ) from None
         try:
             client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             raise ConnectionError(
                 f"no Dask scheduler answers at {scheduler}: {err}"
             ) from None
+        threads = client.nthreads()
+        if not threads or any(n != 1 for n in threads.values()):
+            client.close()
+            raise ConnectionError(
+                f"the Dask workers at {scheduler} must each have one thread (runs "
+                f"seed and compute process-wide), got {sorted(threads.values())}: "
+                "start them with --nthreads 1"
+            )
         return client.get_executor(pure=False), client.close
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(
@@ -454,6 +467,7 @@ def run_experiments(
     """
     if isinstance(names, str):
         raise TypeError("names must be a sequence of experiment names, not a str")
+    names = list(dict.fromkeys(names))  # each experiment once
     for name in names:
         _experiment(name)
     if not names:
@@ -512,7 +526,9 @@ def run_experiments(
                 log(line)
             if dry_run:
                 return counts
-            counts["ran"], failed = _run_all(todo, executor, folder, log, progress)
+            counts["ran"], failed = _run_all(
+                todo, executor, folder, log, progress, expected=(code, data)
+            )
             counts["failed"] = len(failed)
     finally:
         if close is None:
@@ -523,8 +539,15 @@ def run_experiments(
     return counts
 
 
-def _run_all(todo, executor, folder, log, progress, task=None) -> Tuple[int, List]:
-    """Submit every run, write each record as it comes; (runs done, failures)."""
+def _run_all(
+    todo, executor, folder, log, progress, task=None, expected=None
+) -> Tuple[int, List]:
+    """Submit every run, write each record as it comes; (runs done, failures).
+
+    ``expected``: the (code, data) fingerprints of this checkout; a run whose
+    worker computed with others (another copy of the package, other data)
+    fails instead of leaving a record that is stale as it is written.
+    """
     if not todo:
         return 0, []
     task = _execute if task is None else task
@@ -545,6 +568,12 @@ def _run_all(todo, executor, folder, log, progress, task=None) -> Tuple[int, Lis
             run = futures[future]
             try:
                 out = future.result()
+                got = (out["code_fingerprint"], out["data_fingerprint"])
+                if expected is not None and got != tuple(expected):
+                    raise RuntimeError(
+                        f"the worker ran code {got[0]} on data {got[1]}, this "
+                        f"checkout has code {expected[0]} and data {expected[1]}"
+                    )
             except Exception as err:  # one run's failure: the others go on
                 failed.append((run, err))
                 log(
@@ -624,6 +653,10 @@ def load_results(
             stale.append(run.path(folder).name)
         else:
             records[run.run_id] = record
+    if missing and _legacy_path(name, folder).is_file():
+        # the experiment's records are not complete: its file from before the
+        # engine is read whole, whatever the partial records say
+        return _load_legacy(name, folder, pending=len(runs) - len(missing))
     if corrupt or stale:
         raise ValueError(
             f"{Path(folder) / name}: "
@@ -636,8 +669,6 @@ def load_results(
             )
             + f"run `make experiments NAME={name}` again"
         )
-    if missing and _legacy_path(name, folder).is_file():
-        return _load_legacy(name, folder, pending=len(runs) - len(missing))
     if missing:
         raise FileNotFoundError(
             f"{Path(folder) / name}: {len(missing)} of {len(runs)} runs have no "

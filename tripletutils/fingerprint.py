@@ -14,7 +14,7 @@ functions give short, stable hashes for that:
 
 The experiment records (:mod:`tripletutils.engine`) and the cache of trained
 networks (:func:`tripletutils.recipes.load_or_train`) both use them.
-Standalone: imports only the standard library and NumPy.
+Standalone: imports only the standard library (and NumPy, to hash data).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from __future__ import annotations
 import ast
 import hashlib
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-import numpy as np
+if TYPE_CHECKING:  # NumPy is imported where data is hashed
+    import numpy as np
 
 __all__ = [
     "TRAINING_MODULES",
@@ -62,6 +63,29 @@ def _is_docstring(node: ast.AST) -> bool:
     )
 
 
+def _canonical(node) -> str:
+    """A text for a syntax tree that is the same on every Python version.
+
+    ``ast.dump`` is not: Python 3.12 adds ``type_params`` to every function
+    and class, 3.13 leaves empty and None fields out. Here a node is its type
+    and its fields that hold something, children recursively; docstrings
+    (string expression statements) are left out of every body.
+    """
+    if isinstance(node, ast.AST):
+        parts = []
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list) and field == "body":
+                value = [child for child in value if not _is_docstring(child)]
+            if value is None or value == []:
+                continue
+            parts.append(f"{field}={_canonical(value)}")
+        return f"{type(node).__name__}({','.join(parts)})"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(item) for item in node) + "]"
+    return repr(node)
+
+
 def source_fingerprint(source: str) -> str:
     """A hash of Python source code that ignores docstrings and comments.
 
@@ -74,10 +98,11 @@ def source_fingerprint(source: str) -> str:
     -------
     str
         16 hexadecimal digits: a BLAKE2b hash of the module's syntax tree
-        (``ast.dump``, without line numbers) after removing every string
-        expression statement (the docstrings of the module, its classes and
-        functions, and ``#:``-style bare strings). Formatting, comments and
-        docstrings do not change it; any change to code does.
+        without line numbers and without string expression statements (the
+        docstrings of the module, its classes and functions). Formatting,
+        comments and docstrings do not change it; any change to code does.
+        It is the same on every Python version that parses the source to the
+        same tree (3.11 to 3.13: empty fields are left out).
 
     Raises
     ------
@@ -92,11 +117,7 @@ def source_fingerprint(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError as err:
         raise ValueError(f"source is not valid Python: {err}") from None
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list):
-            node.body = [child for child in body if not _is_docstring(child)]
-    text = ast.dump(tree, annotate_fields=True, include_attributes=False)
+    text = _canonical(tree)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -142,7 +163,7 @@ def code_fingerprint(
     return digest.hexdigest()
 
 
-def data_fingerprint(*arrays: np.ndarray, salt: Optional[str] = None) -> str:
+def data_fingerprint(*arrays: "np.ndarray", salt: Optional[str] = None) -> str:
     """A hash of every byte of some arrays, with their shapes and dtypes.
 
     Parameters
@@ -165,6 +186,8 @@ def data_fingerprint(*arrays: np.ndarray, salt: Optional[str] = None) -> str:
     ValueError
         If no array is given, or an array has dtype object.
     """
+    import numpy as np
+
     if not arrays:
         raise ValueError("data_fingerprint needs at least one array")
     if salt is not None and not isinstance(salt, str):

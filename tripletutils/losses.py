@@ -680,14 +680,16 @@ def contrastive_loss(
     neg_margin: float = 1.0,
     squared: bool = False,
 ) -> Tensor:
-    """Contrastive loss over every pair in the batch (Hadsell et al. 2006).
+    """Contrastive loss over every pair in the batch, with linear hinges.
 
     Each positive pair ``(i, j)`` (same class, ``i != j``) costs
     ``max(0, d(i,j) - pos_margin)``, each negative pair ``max(0, neg_margin -
     d(i,j))``; the loss is the mean over the positive pairs plus the mean over
-    the negative pairs (0 for a kind of pair the batch lacks). This is
-    pytorch-metric-learning's ``ContrastiveLoss`` with means over all pairs
-    (it averages over the non-zero ones).
+    the negative pairs (0 for a kind of pair the batch lacks). This is the
+    form of pytorch-metric-learning's ``ContrastiveLoss`` (which averages over
+    the non-zero terms instead); Hadsell, Chopra and LeCun (2006), where the
+    loss comes from, square both terms: ``d^2 / 2`` and ``max(0, m - d)^2 /
+    2``. With ``squared=True`` the hinges act on squared distances.
 
     Parameters
     ----------
@@ -796,8 +798,14 @@ def multi_similarity_loss(
     max_neg = ops.max(s * neg_f - 2.0 * (1.0 - neg_f), axis=1, keepdims=True)
     keep_neg = neg_f * ops.cast(ops.greater(s + epsilon, min_pos), s.dtype)
     keep_pos = pos_f * ops.cast(ops.less(s - epsilon, max_neg), s.dtype)
-    pos_term = ops.log1p(ops.sum(ops.exp(-alpha * (s - base)) * keep_pos, axis=1))
-    neg_term = ops.log1p(ops.sum(ops.exp(beta * (s - base)) * keep_neg, axis=1))
+    # log(1 + sum over kept pairs of exp(x)) = softplus(logsumexp(x)), with the
+    # pairs not kept at a very negative value: no exp() overflows, whatever
+    # alpha, beta and base are
+    off = ops.cast(-1e30, s.dtype)
+    pos_x = ops.where(ops.cast(keep_pos, "bool"), -alpha * (s - base), off)
+    neg_x = ops.where(ops.cast(keep_neg, "bool"), beta * (s - base), off)
+    pos_term = ops.softplus(ops.logsumexp(pos_x, axis=1))
+    neg_term = ops.softplus(ops.logsumexp(neg_x, axis=1))
     has_both = ops.logical_and(ops.any(pos, axis=1), ops.any(neg, axis=1))
     return _safe_mean(pos_term / alpha + neg_term / beta, has_both)
 
@@ -837,10 +845,18 @@ def supervised_contrastive_loss(
     y = _as_labels(labels, e.shape[0])
     _check_two_classes(y, "supervised_contrastive_loss")
     batch = ops.shape(e)[0]
-    # cosines are at most 1: subtracting 1/t keeps every exp() at most 1
-    logits = (ops.matmul(e, ops.transpose(e)) - 1.0) / temperature
+    logits = ops.matmul(e, ops.transpose(e)) / temperature
     others = 1.0 - ops.eye(batch, dtype=logits.dtype)
-    denominator = ops.sum(ops.exp(logits) * others, axis=1, keepdims=True)
+    # subtract each row's largest logit over the others (a constant for the
+    # gradient): every exp() is at most 1 and the largest is 1, so the sum
+    # neither overflows nor underflows at small temperatures
+    is_other = ops.cast(others, "bool")
+    off = ops.cast(-1e30, logits.dtype)
+    top = ops.max(ops.where(is_other, logits, off), axis=1, keepdims=True)
+    logits = logits - ops.stop_gradient(top)
+    # exp() of the others only: the anchor's own logit may exceed theirs by 2/t
+    exps = ops.exp(ops.where(is_other, logits, off))
+    denominator = ops.sum(exps, axis=1, keepdims=True)
     log_prob = logits - ops.log(ops.maximum(denominator, _EPS))
     pos, _ = _masks(y, batch)
     pos_f = ops.cast(pos, logits.dtype)
