@@ -649,7 +649,10 @@ def _recipe_search_run(key: str, seed: int, mnist: tuple) -> Dict:
 #: retrieval among the other two); the digits 6-9 are the test classes, read
 #: once per final model.
 TRANSFER_SEEN = (0, 1, 2, 3, 4, 5)
+#: The test digits of the transfer protocol, never seen by a choice.
 TRANSFER_TEST = (6, 7, 8, 9)
+#: The three class-disjoint folds of the seen digits, as (training digits,
+#: held-out digits) pairs.
 TRANSFER_FOLDS = class_disjoint_folds(TRANSFER_SEEN, fold_size=2)
 
 
