@@ -31,18 +31,22 @@ def _fake_experiment(rows=False):
     )
 
 
+def _worker_out(metrics, code, seconds=2.0):
+    """What a worker returns for one run (as engine._execute does)."""
+    return {
+        "metrics": metrics,
+        "seconds": seconds,
+        "code_fingerprint": code,
+        "data_fingerprint": "d" * 16,
+        "machine": {"cpu": "test CPU"},
+        "bfloat16_native": False,
+    }
+
+
 def _write_fake_records(folder, code, rows=False):
     for run in E.plan("fake"):
         metrics = {"score": run.seed + (0.5 if run.candidate == "b" else 0.0)}
-        out = {
-            "metrics": [metrics] if rows else metrics,
-            "seconds": 2.0,
-            "code_fingerprint": code,
-            "data_fingerprint": "d" * 16,
-            "machine": {"cpu": "test CPU"},
-            "bfloat16_native": False,
-        }
-        record = E._record(run, out)
+        record = E._record(run, _worker_out([metrics] if rows else metrics, code))
         E._write_atomically(run.path(folder), json.dumps(record))
 
 
@@ -114,14 +118,7 @@ def test_main_rejects_bad_arguments_in_one_line(argv, match, capsys, tmp_path):
 def test_a_dry_run_prints_the_plan_and_estimate_and_runs_nothing(tmp_path, mnist_path):
     folder = tmp_path / "r"
     old = E.Run("smoke", "margin_0.1", 0)  # an earlier record (other code) times it
-    out = {
-        "metrics": {},
-        "seconds": 120.0,
-        "code_fingerprint": "0" * 16,
-        "data_fingerprint": "d" * 16,
-        "machine": {"cpu": "test CPU"},
-        "bfloat16_native": False,
-    }
+    out = _worker_out({}, "0" * 16, seconds=120.0)
     E._write_atomically(old.path(folder), json.dumps(E._record(old, out)))
     lines = []
     counts = E.run_experiments(
@@ -228,14 +225,7 @@ def test_a_failing_run_is_logged_and_the_others_go_on(tmp_path, monkeypatch):
     def task(experiment, candidate, seed):
         if (candidate, seed) == ("b", 1):
             raise RuntimeError("the package's code changed during the run")
-        return {
-            "metrics": {"score": float(seed)},
-            "seconds": 1.0,
-            "code_fingerprint": code,
-            "data_fingerprint": "d" * 16,
-            "machine": {"cpu": "test CPU"},
-            "bfloat16_native": False,
-        }
+        return _worker_out({"score": float(seed)}, code, seconds=1.0)
 
     lines = []
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -255,14 +245,7 @@ def test_a_worker_with_other_code_or_data_leaves_no_record(tmp_path, monkeypatch
     monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
 
     def task(experiment, candidate, seed):
-        return {
-            "metrics": {},
-            "seconds": 1.0,
-            "code_fingerprint": "c" * 16 if candidate == "a" else "0" * 16,
-            "data_fingerprint": "d" * 16,
-            "machine": {"cpu": "test CPU"},
-            "bfloat16_native": False,
-        }
+        return _worker_out({}, "c" * 16 if candidate == "a" else "0" * 16, 1.0)
 
     lines = []
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
