@@ -2,7 +2,8 @@
 
 A *run* is one (experiment, candidate, seed) of
 :data:`tripletutils.experiments.EXPERIMENTS`. When it ends, its *record* is
-written atomically to ``notebooks/results/<experiment>/<run id>.json``: the
+written atomically to ``tripletutils/results/<experiment>/<run id>.json`` (package
+data: an installed package carries the book's records): the
 run's whole configuration, its seed, the fingerprint of the code that ran it
 (:func:`tripletutils.fingerprint.code_fingerprint`), the fingerprint of the data,
 the machine, the precision actually computed, the metrics, the seconds and the
@@ -62,8 +63,9 @@ __all__ = [
     "main",
 ]
 
-#: Where the committed results live (relative to the repository root).
-RESULTS = Path("notebooks") / "results"
+#: Where the committed results live: the package's ``results`` folder, installed
+#: with it, so that a chapter opened alone (Colab, an empty folder) reads them.
+RESULTS = Path(__file__).resolve().parent / "results"
 #: The version of the record layout (part of every run id).
 RECORD_FORMAT = 1
 #: The name of the lock file in a results folder.
@@ -434,7 +436,7 @@ def run_experiments(
     ----------
     names : sequence of str
         Keys of :data:`tripletutils.experiments.EXPERIMENTS`.
-    folder : str or Path, default ``notebooks/results``
+    folder : str or Path, default :data:`RESULTS`
     workers : int, default 2
         Local processes of one thread each (ignored with ``scheduler``). On
         the book's 2-core machine two such processes did more work than one
@@ -609,8 +611,7 @@ def load_results(
     ----------
     name : str
         A key of :data:`tripletutils.experiments.EXPERIMENTS`.
-    folder : str or Path, default ``notebooks/results``
-        From a chapter (run in ``notebooks/``): ``"results"``.
+    folder : str or Path, default :data:`RESULTS`
     accept_stale : sequence of str, default ()
         Run ids whose records may come from other code (asked for by name).
 
@@ -728,7 +729,7 @@ def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
 
     Parameters
     ----------
-    folder : str or Path, default ``notebooks/results``
+    folder : str or Path, default :data:`RESULTS`
 
     Returns
     -------
@@ -762,7 +763,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ----------
     argv : list of str, optional
         Experiment names (default: every experiment run by default),
-        ``--folder PATH`` (default ``notebooks/results``), ``--workers N``
+        ``--folder PATH`` (default :data:`RESULTS`), ``--workers N``
         (default 2), ``--scheduler tcp://HOST:PORT`` (a Dask cluster),
         ``--seeds N`` (the first N seeds only, for a quick check; not in the
         committed folder), ``--check`` (list stale, orphan or corrupt records
@@ -807,7 +808,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(f"--workers must be at least 1, got {args.workers}")
     if args.seeds is not None and args.seeds < 1:
         return fail(f"--seeds must be at least 1, got {args.seeds}")
-    if args.seeds is not None and Path(args.folder) == RESULTS:
+    if args.seeds is not None and Path(args.folder).resolve() == RESULTS:
         return fail(
             f"--seeds is for quick checks: give a --folder other than {RESULTS}"
         )
