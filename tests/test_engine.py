@@ -74,9 +74,18 @@ def test_run_ids_hash_what_defines_a_run(monkeypatch):
 def test_every_experiment_has_distinct_candidates_and_serialisable_configs():
     for name, exp in X.EXPERIMENTS.items():
         assert exp.name == name and len(exp.seeds) >= 2
+        assert len(set(exp.candidate_keys)) == len(exp.candidate_keys) >= 1
+        if exp.dynamic:  # planned from records (tests/test_transfer.py)
+            assert exp.after and not exp.default
+            continue
         for run in E.plan(name):
             json.dumps(run.config)  # JSON, as the record stores it
-    assert [n for n, e in X.EXPERIMENTS.items() if not e.default] == ["smoke"]
+    assert [n for n, e in X.EXPERIMENTS.items() if not e.default] == [
+        "smoke",
+        "transfer_validation",
+        "transfer_test",
+    ]
+    assert E._dependency_order(list(X.EXPERIMENTS))  # no cycle, no unknown name
 
 
 def test_plan_and_run_reject_bad_input(tmp_path):
@@ -222,7 +231,7 @@ def test_a_failing_run_is_logged_and_the_others_go_on(tmp_path, monkeypatch):
     monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
     code = E._current_code()
 
-    def task(experiment, candidate, seed):
+    def task(experiment, candidate, seed, config):
         if (candidate, seed) == ("b", 1):
             raise RuntimeError("the package's code changed during the run")
         return _worker_out({"score": float(seed)}, code, seconds=1.0)
@@ -244,7 +253,7 @@ def test_a_worker_with_other_code_or_data_leaves_no_record(tmp_path, monkeypatch
 
     monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
 
-    def task(experiment, candidate, seed):
+    def task(experiment, candidate, seed, config):
         return _worker_out({}, "c" * 16 if candidate == "a" else "0" * 16, 1.0)
 
     lines = []
@@ -260,6 +269,226 @@ def test_a_worker_with_other_code_or_data_leaves_no_record(tmp_path, monkeypatch
         )
     assert done == 2 and {r.candidate for r, _ in failed} == {"b"}
     assert any("the worker ran code 0000000000000000" in line for line in lines)
+
+
+# ------------------------------------------- experiments planned from others
+
+
+def _two_stages(monkeypatch):
+    """``first`` (two learning rates) and ``second``, chosen from its records.
+
+    The runs go through the engine's own worker function in a pool of threads
+    (no training, no MNIST): each run appends (experiment, candidate, seed,
+    config) to the list returned, ``scores`` sets first's scores, and a key
+    ``(experiment, candidate, seed)`` in ``fail`` makes that run raise.
+    """
+    import concurrent.futures
+
+    calls, scores, fail, seen = [], {"a": 0.0, "b": 1.0}, set(), []
+
+    def run_first(candidate, seed, mnist):
+        calls.append(("first", candidate, seed, None))
+        if ("first", candidate, seed) in fail:
+            raise RuntimeError("this run fails")
+        return {"score": scores[candidate] + seed}
+
+    def run_second(candidate, seed, mnist, config):
+        calls.append(("second", candidate, seed, config))
+        return {"trained_with": config["lr"]}
+
+    def choose(results):
+        seen.append(sorted(results))
+        runs = results["first"]["runs"]
+        means = {c: sum(r["metrics"][c]["score"] for r in runs) for c in ("a", "b")}
+        best = max(means, key=means.__getitem__)
+        return {"best": X.EXPERIMENTS["first"].candidates[best]}
+
+    first = X.Experiment(
+        name="first",
+        description="two candidates",
+        seeds=(0, 1),
+        candidates={"a": {"lr": 0.1}, "b": {"lr": 0.2}},
+        common={},
+        run=run_first,
+        default=False,
+    )
+    second = X.Experiment(
+        name="second",
+        description="the best of first's, chosen from its records",
+        seeds=(0, 1),
+        candidates=choose,
+        common={},
+        run=run_second,
+        default=False,
+        after=("first",),
+        candidate_keys=("best",),
+    )
+    monkeypatch.setitem(X.EXPERIMENTS, "first", first)
+    monkeypatch.setitem(X.EXPERIMENTS, "second", second)
+    monkeypatch.setattr(E, "_one_thread", lambda: None)
+    monkeypatch.setattr(E, "_mnist", lambda: ((None, None), (None, None)))
+    monkeypatch.setattr(E, "_mnist_fingerprint", lambda mnist: "d" * 16)
+    monkeypatch.setattr(
+        E,
+        "_executor",
+        lambda workers, scheduler: (concurrent.futures.ThreadPoolExecutor(2), None),
+    )
+    return calls, scores, fail, seen
+
+
+def test_an_experiment_after_another_is_planned_once_its_records_exist(
+    tmp_path, monkeypatch
+):
+    calls, _, _, seen = _two_stages(monkeypatch)
+    lines = []
+    counts = E.run_experiments(["second", "first"], tmp_path, log=lines.append)
+    assert counts == {
+        "planned": 6,
+        "fresh": 0,
+        "stale": 0,
+        "corrupt": 0,
+        "ran": 6,
+        "failed": 0,
+        "waiting": 0,
+    }
+    # first's four runs, then (its records complete) second's two
+    assert [c[0] for c in calls] == ["first"] * 4 + ["second"] * 2
+    assert lines[0].startswith("4 of 4 runs to do")
+    assert sum(line.startswith("2 of 2 runs to do") for line in lines) == 1
+    # b scores best on first's records: second trains with its configuration,
+    # and its candidates function read first's results only
+    assert {c[3]["lr"] for c in calls if c[0] == "second"} == {0.2}
+    assert seen and all(names == ["first"] for names in seen)
+    result = E.load_results("second", tmp_path)
+    assert result["runs"][1]["metrics"] == {"best": {"trained_with": 0.2}}
+    assert E.check_records(tmp_path) == []
+    again = E.run_experiments(["first", "second"], tmp_path, log=lines.append)
+    assert again["fresh"] == 6 and again["ran"] == 0 and len(calls) == 6
+
+
+def test_an_experiment_waits_for_an_incomplete_one_and_says_so(
+    tmp_path, monkeypatch, capsys
+):
+    calls, _, fail, _ = _two_stages(monkeypatch)
+    lines = []
+    counts = E.run_experiments(["second"], tmp_path, log=lines.append)
+    assert lines == ["second: waits for first (4 runs missing)"]
+    assert counts["waiting"] == 2 and counts["planned"] == 0 and calls == []
+    fail.add(("first", "b", 1))
+    counts = E.run_experiments(["first", "second"], tmp_path, log=lines.append)
+    assert (counts["ran"], counts["failed"], counts["waiting"]) == (3, 1, 2)
+    assert lines[-1] == "second: waits for first (1 run missing)"
+    assert not (tmp_path / "second").exists()
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"second chooses its candidates from first's records.*"
+        r"1 of 4 runs have no record",
+    ):
+        E.load_results("second", tmp_path)
+    with pytest.raises(ValueError, match="plan its runs with plan"):
+        E.Run("second", "best", 0)  # its configuration comes from records
+    assert E.main(["second", "--folder", str(tmp_path)]) == 1  # nothing it could run
+    assert "0 runs done, 0 were fresh, 0 failed, 2 wait" in capsys.readouterr().out
+
+
+def test_a_dry_run_says_whose_records_choose_the_candidates(tmp_path, monkeypatch):
+    calls, _, _, _ = _two_stages(monkeypatch)
+    lines = []
+    counts = E.run_experiments(
+        ["first", "second"], tmp_path, log=lines.append, dry_run=True
+    )
+    assert lines[0].startswith("4 of 4 runs to do (0 fresh")
+    assert lines[-1] == (
+        "second: its candidates are chosen from first's records (4 runs "
+        "missing): 2 runs (1 candidate x 2 seeds) once they are complete"
+    )
+    assert counts["planned"] == 4 and counts["waiting"] == 2 and calls == []
+    assert not (tmp_path / "first").exists()
+    E.run_experiments(["first"], tmp_path, log=lines.append)
+    counts = E.run_experiments(["second"], tmp_path, log=lines.append, dry_run=True)
+    assert counts["planned"] == 2 and counts["waiting"] == 0  # now it can plan
+    assert lines[-2].startswith("2 of 2 runs to do")
+
+
+def test_new_records_upstream_choose_again_under_new_run_ids(tmp_path, monkeypatch):
+    calls, _, _, _ = _two_stages(monkeypatch)
+    E.run_experiments(["first", "second"], tmp_path, log=lambda line: None)
+    old = {r.run_id for r in E.plan("second", folder=tmp_path)}
+    for run in E.plan("first"):  # first's records now favour a
+        path = run.path(tmp_path)
+        record = json.loads(path.read_text())
+        record["metrics"]["score"] = 9.0 if run.candidate == "a" else 0.0
+        path.write_text(json.dumps(record))
+    new = {r.run_id for r in E.plan("second", folder=tmp_path)}
+    assert len(new) == 2 and not new & old
+    orphans = E.check_records(tmp_path)
+    assert len(orphans) == 2 and all("belongs to no run" in p for p in orphans)
+    with pytest.raises(FileNotFoundError, match="2 of 2 runs have no record"):
+        E.load_results("second", tmp_path)
+    counts = E.run_experiments(["first", "second"], tmp_path, log=lambda line: None)
+    assert counts["fresh"] == 4 and counts["ran"] == 2
+    assert [c[3]["lr"] for c in calls[-2:]] == [0.1, 0.1]
+    assert E.load_results("second", tmp_path)["runs"][0]["metrics"] == {
+        "best": {"trained_with": 0.1}
+    }
+    # an incomplete upstream: second's records cannot be checked against a choice
+    E.plan("first")[0].path(tmp_path).unlink()
+    problems = E.check_records(tmp_path)
+    assert len(problems) == 4 and all(
+        "its candidates cannot be chosen" in p and "first's records" in p
+        for p in problems
+    )
+
+
+def test_experiments_planned_from_others_reject_bad_definitions(tmp_path, monkeypatch):
+    _two_stages(monkeypatch)
+    second = X.EXPERIMENTS["second"]
+    fields = {**second.__dict__}
+    with pytest.raises(ValueError, match="need candidate_keys"):
+        X.Experiment(**{**fields, "candidate_keys": ()})
+    with pytest.raises(ValueError, match="cannot come after itself"):
+        X.Experiment(**{**fields, "after": ("second",)})
+    with pytest.raises(TypeError, match="after must be a tuple of str"):
+        X.Experiment(**{**fields, "after": "first"})
+    first = X.EXPERIMENTS["first"]
+    with pytest.raises(ValueError, match="differ from the candidates' keys"):
+        X.Experiment(**{**first.__dict__, "candidate_keys": ("b", "a")})
+    with pytest.raises(TypeError, match="candidates must be a dict or a function"):
+        X.Experiment(**{**first.__dict__, "candidates": [1, 2]})
+    assert E.resolve_candidates("first", tmp_path) == first.candidates
+    with pytest.raises(ValueError, match="config differs from first's candidate"):
+        E.Run("first", "a", 0, {"lr": 0.3})
+    E.run_experiments(["first"], tmp_path, log=lambda line: None)
+    assert E.resolve_candidates("second", tmp_path) == {"best": {"lr": 0.2}}
+    wrong = X.Experiment(**{**fields, "candidates": lambda results: {"x": {}}})
+    monkeypatch.setitem(X.EXPERIMENTS, "second", wrong)
+    with pytest.raises(ValueError, match=r"must give the keys \['best'\]"):
+        E.plan("second", folder=tmp_path)
+    unhashable = X.Experiment(
+        **{**fields, "candidates": lambda results: {"best": {"lr": float("nan")}}}
+    )
+    monkeypatch.setitem(X.EXPERIMENTS, "second", unhashable)
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        E.plan("second", folder=tmp_path)
+    looped = X.Experiment(**{**first.__dict__, "after": ("second",)})
+    monkeypatch.setitem(X.EXPERIMENTS, "second", second)
+    monkeypatch.setitem(X.EXPERIMENTS, "first", looped)
+    with pytest.raises(ValueError, match="come after each other: first -> second"):
+        E.run_experiments(["first"], tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_importing_the_engine_leaves_tensorflow_to_its_workers():
+    """Nothing runs a TensorFlow op at import (a pair-loss Recipe would): a
+    worker imports the engine, then sets TensorFlow to one thread."""
+    code = (
+        "import tripletutils.engine, tensorflow as tf; "
+        "tf.config.threading.set_intra_op_parallelism_threads(1); print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_the_committed_records_are_fresh():
@@ -341,6 +570,7 @@ def reference(tmp_path_factory, mnist_path):
         "corrupt": 0,
         "ran": 4,
         "failed": 0,
+        "waiting": 0,
     }
     metrics = _metrics(folder)
     assert len(metrics) == 4 and all(

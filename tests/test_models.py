@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 
 from tripletutils.losses import BatchHardTripletLoss, OfflineTripletLoss
-from tripletutils.models import L2Normalize, build_embedding_net, build_triplet_model
+from tripletutils.models import (
+    CosineClassifier,
+    L2Normalize,
+    build_augmentation,
+    build_embedding_net,
+    build_triplet_model,
+)
 
 
 def test_seed_network_layers_and_parameter_count():
@@ -157,3 +163,163 @@ def test_fused_training_step_gradients_match():
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- #
+# CosineClassifier
+# --------------------------------------------------------------------------- #
+def _unit(a, axis):
+    norm = np.linalg.norm(a, axis=axis, keepdims=True)
+    return np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
+
+
+def test_cosine_classifier_is_cosine_over_temperature():
+    features = np.array(
+        [[3.0, 4.0, 0.0], [0.0, -2.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+        np.float32,
+    )
+    kernel = np.array(
+        [[1.0, 0.0, -1.0, 2.0], [0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 1.0]],
+        np.float32,
+    )  # (dim, n_classes): column c is w_c
+    layer = CosineClassifier(4, temperature=0.25)
+    layer.build((None, 3))
+    layer.kernel.assign(kernel)
+    out = layer(features).numpy()
+    expected = _unit(features, 1) @ _unit(kernel, 0) / 0.25
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    # by hand: [3, 4, 0] against w_0 = [1, 0, 0] is cos 0.6, w_2 = [-1, 0, 0] is -0.6
+    assert out[0, 0] == pytest.approx(0.6 / 0.25) and out[0, 2] == pytest.approx(-2.4)
+    assert np.all(out[3] == 0)  # a zero feature vector gives zero logits, not NaN
+    assert np.all(np.abs(out) <= 1 / 0.25 + 1e-6)
+    # scaling a feature or a class vector changes nothing
+    layer.kernel.assign(kernel * np.array([5.0, 0.5, 2.0, 3.0], np.float32))
+    np.testing.assert_allclose(layer(features * 7).numpy(), out, rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_classifier_gradients_are_finite_at_zero():
+    import tensorflow as tf
+
+    layer = CosineClassifier(3, seed=0)
+    x = tf.zeros((2, 4))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(layer(x))
+    grads = tape.gradient(out, [x, layer.kernel])
+    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+
+
+def test_cosine_classifier_serialises(tmp_path):
+    layer = CosineClassifier(5, temperature=0.1, seed=7, name="cosine")
+    config = layer.get_config()
+    assert (config["n_classes"], config["temperature"], config["seed"]) == (5, 0.1, 7)
+    again = CosineClassifier.from_config(config)
+    assert again.get_config() == config
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, CosineClassifier(5, 0.1, seed=7, name="cos")(inputs))
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    before = model.predict(x, verbose=0)
+    model.save(tmp_path / "cosine.keras")
+    loaded = keras.models.load_model(tmp_path / "cosine.keras", safe_mode=True)
+    assert isinstance(loaded.get_layer("cos"), CosineClassifier)
+    assert loaded.get_layer("cos").temperature == 0.1
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, atol=1e-6)
+    # the seed makes the initial weights
+    a, b = CosineClassifier(5, seed=7), CosineClassifier(5, seed=7)
+    a.build((None, 3)), b.build((None, 3))
+    np.testing.assert_array_equal(a.kernel.numpy(), b.kernel.numpy())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_classes=1), ValueError, "at least 2"),
+        (dict(n_classes=0), ValueError, "at least 2"),
+        (dict(n_classes=3.0), TypeError, "n_classes must be an int"),
+        (dict(n_classes=True), TypeError, "n_classes must be an int"),
+        (dict(n_classes=3, temperature=0.0), ValueError, "finite and positive"),
+        (dict(n_classes=3, temperature=-0.1), ValueError, "finite and positive"),
+        (dict(n_classes=3, temperature=float("inf")), ValueError, "finite"),
+        (dict(n_classes=3, temperature="0.1"), TypeError, "real number"),
+        (dict(n_classes=3, seed=1.5), TypeError, "seed"),
+    ],
+)
+def test_cosine_classifier_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CosineClassifier(**kwargs)
+
+
+def test_cosine_classifier_needs_flat_features():
+    with pytest.raises(ValueError, match=r"\(batch, dim\)"):
+        CosineClassifier(3)(np.zeros((2, 4, 4), np.float32))
+
+
+# --------------------------------------------------------------------------- #
+# build_augmentation
+# --------------------------------------------------------------------------- #
+def _bars(n=64):
+    x = np.zeros((n, 28, 28, 1), np.float32)
+    x[:, 13:15, 4:24] = 1.0  # a horizontal bar through the centre
+    return x
+
+
+def _angle_and_centre(image):
+    """Orientation (degrees) of the main axis of the bright pixels, and their centre."""
+    ys, xs = np.nonzero(image[..., 0] > 0)
+    w = image[ys, xs, 0]
+    cy, cx = np.average(ys, weights=w), np.average(xs, weights=w)
+    vecs = np.linalg.eigh(np.cov(np.stack([xs - cx, ys - cy]), aweights=w))[1]
+    angle = np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1]))
+    return (angle + 90) % 180 - 90, cy, cx
+
+
+def test_augmentation_rotates_up_to_10_degrees():
+    x = _bars()
+    out = build_augmentation(max_shift=0.0, seed=3)(x, training=True).numpy()
+    angles = np.abs([_angle_and_centre(im)[0] for im in out])
+    assert angles.max() <= 10.0 + 0.5 and angles.max() > 5.0  # turns, not too far
+
+
+def test_augmentation_shifts_up_to_a_tenth_of_the_image():
+    x = _bars()
+    out = build_augmentation(max_degrees=0.0, seed=3)(x, training=True).numpy()
+    centre = np.array(_angle_and_centre(x[0])[1:])
+    moved = np.abs([np.array(_angle_and_centre(im)[1:]) - centre for im in out])
+    assert moved.max() <= 2.8 + 0.1 and moved.max(axis=0).min() > 1.0  # both axes
+    angles = np.abs([_angle_and_centre(im)[0] for im in out])
+    assert angles.max() < 0.5  # no rotation asked
+
+
+def test_augmentation_is_seeded_and_off_outside_training():
+    x = _bars(8)
+    aug = build_augmentation(seed=5)
+    first = aug(x, training=True).numpy()
+    assert first.shape == x.shape and first.dtype == np.float32
+    assert not np.array_equal(first, x)
+    assert not np.array_equal(aug(x, training=True).numpy(), first)  # new draws
+    np.testing.assert_array_equal(
+        build_augmentation(seed=5)(x, training=True).numpy(), first
+    )
+    other = build_augmentation(seed=6)(x, training=True).numpy()
+    assert not np.array_equal(other, first)
+    np.testing.assert_array_equal(aug(x, training=False).numpy(), x)
+    np.testing.assert_array_equal(aug.predict(x, verbose=0), x)
+    assert first.min() >= 0 and first.max() <= 1  # filled with the background
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(max_shift=1.0), ValueError, "max_shift must lie in"),
+        (dict(max_shift=-0.1), ValueError, "max_shift must lie in"),
+        (dict(max_shift=float("nan")), ValueError, "max_shift must lie in"),
+        (dict(max_shift="0.1"), TypeError, "max_shift must be a real number"),
+        (dict(max_degrees=200.0), ValueError, "max_degrees must lie in"),
+        (dict(max_degrees=None), TypeError, "max_degrees must be a real number"),
+        (dict(seed=1.5), TypeError, "seed"),
+        (dict(input_shape=(28, 28)), ValueError, "height, width, channels"),
+    ],
+)
+def test_augmentation_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        build_augmentation(**kwargs)

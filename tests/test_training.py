@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ from tripletutils.recipes import BEST_RECIPE, IMPROVED_RECIPE, SEED_RECIPE
 from tripletutils.sampling import seed_offline_triplets
 from tripletutils.training import (
     MINING_SCHEMES,
+    NonFiniteLossError,
     Recipe,
     batch_schedule,
     build_recipe_net,
@@ -61,6 +63,9 @@ def test_equal_budget_per_step():
         (dict(precision=None), ValueError, "precision must be one of"),
         (dict(precision="bfloat16"), ValueError, "float32 weights"),
         (dict(activation="relu6x"), ValueError, "activation"),
+        (dict(augment=1), TypeError, "augment must be a bool"),
+        (dict(mining="seed_triplets", augment=True), ValueError, "P x K recipes only"),
+        (dict(mining="random_triplets", augment=True), ValueError, "P x K"),
     ],
 )
 def test_recipe_rejects_bad_fields(kwargs, error, match):
@@ -223,6 +228,7 @@ def test_train_every_scheme(tiny_data, scheme):
     assert [r["step"] for r in hist["monitor"]] == [3.0, 6.0]
     assert hist["images_per_step"] == 24
     assert hist["fit_seconds"] > 0
+    assert hist["stopped_at_step"] is None  # the run finished its budget
     assert net.output_shape == (None, 8)
     assert (model is net) != recipe.triplet_model
 
@@ -281,6 +287,8 @@ def test_softmax_baseline_learns_and_checks_labels(tiny_data):
     net, clf, hist = train_softmax_baseline(recipe, x, y)
     assert net.output_shape == (None, 8) and clf.output_shape == (None, 4)
     assert len(hist["step_loss"]) == 30 and hist["images_per_step"] == 32
+    assert hist["precision"] == "float32" and hist["stopped_at_step"] is None
+    assert clf.get_layer("softmax").activation.__name__ == "softmax"
     assert np.mean(np.argmax(clf.predict(x, verbose=0), axis=1) == y) > 0.9
     assert "l2_normalize" not in [layer.name for layer in net.layers]
     with pytest.raises(ValueError, match="every class id"):
@@ -534,3 +542,246 @@ def test_make_train_function_runs_n_steps_per_call_and_checks_input():
             make_train_function(*args)
     with pytest.raises(TypeError, match="split_batch must be a bool"):
         make_train_function(model, loss, optimizer, next_batch, split_batch=1)
+
+
+# --------------------------------------------------------------------------- #
+# What the new settings leave alone
+# --------------------------------------------------------------------------- #
+def _weights_equal(a, b):
+    wa, wb = a.get_weights(), b.get_weights()
+    return len(wa) == len(wb) and all(np.array_equal(u, v) for u, v in zip(wa, wb))
+
+
+@pytest.mark.slow
+def test_train_runs_exactly_the_plain_pipeline(tiny_data):
+    # train() (its checks, callbacks and non-finite watch) adds nothing to the
+    # ops that change the weights: a hand-built fit gives the same bits
+    x, y = tiny_data(200)
+    recipe = Recipe("r", p=4, k=6, steps=6, embedding_dim=8)  # dropout: random
+    net, _, _ = train(recipe, x, y, seed=3)
+    keras.utils.set_random_seed(3)
+    xt = recipe_inputs(recipe, x)
+    plain = build_recipe_net(recipe, xt.shape[1:], seed=3)
+    data, steps, epochs = training_data(recipe, xt, y, seed=3)
+    _, model = build_training_model(recipe, plain)
+    model.compile(optimizer=make_optimizer(recipe), loss=make_loss(recipe))
+    model.fit(data, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
+    assert _weights_equal(net, plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["fit", "compiled"])
+def test_new_defaults_spelled_out_change_nothing(tiny_data, loop):
+    x, y = tiny_data(200)
+    recipe = dataclasses.replace(BEST_RECIPE, p=4, k=6, steps=6, loop=loop)
+    explicit = dataclasses.replace(
+        recipe, loss="triplet", loss_options={}, augment=False
+    )
+    assert explicit == recipe
+    runs = [
+        train(recipe, x, y, seed=1)[0],
+        train(explicit, x, y, seed=1, on_non_finite="raise")[0],
+        train(recipe, x, y, seed=1)[0],
+    ]
+    assert _weights_equal(runs[0], runs[1]) and _weights_equal(runs[0], runs[2])
+
+
+# --------------------------------------------------------------------------- #
+# A loss that is not finite
+# --------------------------------------------------------------------------- #
+#: Adam at a learning rate of 1e6 on unnormalised embeddings: the weights jump
+#: by about 1e6 at the first step and the distances overflow at the second.
+DIVERGES = Recipe(
+    "diverges",
+    p=4,
+    k=6,
+    steps=8,
+    embedding_dim=8,
+    learning_rate=1e6,
+    cosine_decay=False,
+    l2_normalize=False,
+    dropout=0.0,
+)
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_at_its_first_non_finite_step(tiny_data):
+    x, y = tiny_data(200)
+    exact = {}
+    for loop, spe in (("fit", 1), ("compiled", 1), ("compiled", 4)):
+        recipe = dataclasses.replace(DIVERGES, loop=loop, steps_per_execution=spe)
+        _, model, hist = train(recipe, x, y, on_non_finite="stop")
+        step = hist["stopped_at_step"]
+        losses = np.array(hist["step_loss"])
+        assert step is not None and step >= 2  # a finite loss first, then not
+        assert np.all(np.isfinite(losses[: step - 1]))
+        assert not np.isfinite(losses[step - 1])
+        # training ended with the block of steps holding that step
+        assert len(losses) == -(-step // spe) * spe < recipe.steps
+        assert int(model.optimizer.iterations) == len(losses)
+        exact[(loop, spe)] = step
+        with pytest.raises(NonFiniteLossError) as raised:
+            train(recipe, x, y)
+        assert raised.value.step == step
+        message = str(raised.value)
+        assert "recipe 'diverges'" in message
+        assert f"the training loss is {losses[step - 1]} at step {step} of 8" in message
+    # the same batches and steps: every loop finds the same step
+    assert len(set(exact.values())) == 1
+
+
+@pytest.mark.slow
+def test_fit_with_blocks_names_the_block_of_the_first_non_finite_step(tiny_data):
+    x, y = tiny_data(200)
+    one = train(DIVERGES, x, y, on_non_finite="stop")[2]["stopped_at_step"]
+    recipe = dataclasses.replace(DIVERGES, steps_per_execution=4)
+    hist = train(recipe, x, y, on_non_finite="stop")[2]
+    first = 4 * ((one - 1) // 4) + 1  # fit reports one mean per block of 4
+    assert hist["stopped_at_step"] == first
+    assert len(hist["step_loss"]) == first + 3
+    with pytest.raises(NonFiniteLossError, match=f"in steps {first}..{first + 3} of 8"):
+        train(recipe, x, y)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["softmax", "cosine"])
+def test_softmax_baseline_stops_at_a_non_finite_loss(tiny_data, head):
+    x, y = tiny_data(200)
+    recipe = dataclasses.replace(DIVERGES, p=4, k=8)
+    if head == "cosine":  # its logits are bounded: only overflowing features do it
+        recipe = dataclasses.replace(recipe, learning_rate=1e12, raw_pixels=True)
+    net, clf, hist = train_softmax_baseline(
+        recipe, x, y, head=head, on_non_finite="stop"
+    )
+    step = hist["stopped_at_step"]
+    losses = np.array(hist["step_loss"])
+    assert step is not None and step >= 2 and len(losses) == step < recipe.steps
+    assert np.all(np.isfinite(losses[:-1])) and not np.isfinite(losses[-1])
+    with pytest.raises(NonFiniteLossError, match=f"at step {step} of 8") as raised:
+        train_softmax_baseline(recipe, x, y, head=head)
+    assert raised.value.step == step
+
+
+def test_non_finite_options_and_heads_are_checked(tiny_data):
+    x, y = tiny_data(40)
+    r = Recipe("r", p=4, k=4, steps=2, embedding_dim=8)
+    for bad in ("ignore", None, True):
+        with pytest.raises(ValueError, match="on_non_finite must be one of"):
+            train(r, x, y, on_non_finite=bad)
+        with pytest.raises(ValueError, match="on_non_finite must be one of"):
+            train_softmax_baseline(r, x, y, on_non_finite=bad)
+    with pytest.raises(ValueError, match="head must be 'softmax' or 'cosine'"):
+        train_softmax_baseline(r, x, y, head="arcface")
+    for bad, error in ((0.0, ValueError), (-0.05, ValueError), ("0.05", TypeError)):
+        with pytest.raises(error, match="temperature"):
+            train_softmax_baseline(r, x, y, head="cosine", temperature=bad)
+
+
+def test_non_finite_loss_error_carries_its_step():
+    err = NonFiniteLossError("recipe 'r': the training loss is nan at step 3", 3)
+    assert isinstance(err, FloatingPointError) and err.step == 3
+    again = pickle.loads(pickle.dumps(err))  # e.g. back from a worker process
+    assert type(again) is NonFiniteLossError
+    assert again.step == 3 and str(again) == str(err)
+
+
+# --------------------------------------------------------------------------- #
+# Augmentation
+# --------------------------------------------------------------------------- #
+def _augmentation_layers(model):
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += _augmentation_layers(layer)
+        elif isinstance(
+            layer, (keras.layers.RandomTranslation, keras.layers.RandomRotation)
+        ):
+            found.append(layer)
+    return found
+
+
+def test_build_training_model_puts_augmentation_in_front_in_training_only():
+    recipe = Recipe("r", p=4, k=4, steps=2, embedding_dim=8, augment=True, dropout=0.0)
+    net = build_recipe_net(recipe, seed=0)
+    same, model = build_training_model(recipe, net, seed=4)
+    assert same is net and model is not net
+    assert not _augmentation_layers(net) and len(_augmentation_layers(model)) == 2
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(model(x, training=False), net(x))
+    assert not np.allclose(model(x, training=True), net(x))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        build_training_model(recipe, net, seed="4")
+
+
+@pytest.mark.slow
+def test_augmentation_trains_and_is_seeded(tiny_data):
+    x, y = tiny_data(200)
+    recipe = Recipe(
+        "aug", p=4, k=6, steps=8, embedding_dim=8, dropout=0.0, augment=True
+    )
+    net, model, hist = train(recipe, x, y, seed=2)
+    assert np.all(np.isfinite(hist["step_loss"])) and hist["stopped_at_step"] is None
+    assert hist["recipe"]["augment"] is True
+    again, _, _ = train(recipe, x, y, seed=2)
+    assert _weights_equal(net, again)  # the same seed, the same transformations
+    plain, _, _ = train(dataclasses.replace(recipe, augment=False), x, y, seed=2)
+    assert not _weights_equal(net, plain)
+    other, _, _ = train(recipe, x, y, seed=3)
+    assert not _weights_equal(net, other)
+    # the compiled loop draws the same transformations as fit
+    compiled = dataclasses.replace(recipe, loop="compiled", steps_per_execution=4)
+    net_c, _, hist_c = train(compiled, x, y, seed=2)
+    np.testing.assert_allclose(hist_c["step_loss"], hist["step_loss"], rtol=1e-4)
+    np.testing.assert_allclose(embed(net_c, x[:20]), embed(net, x[:20]), atol=1e-5)
+    # inference has no augmentation: the returned net is the bare network
+    assert not _augmentation_layers(net) and _augmentation_layers(model)
+    probe = x[:6]
+    first = net(probe).numpy()  # no training flag: Keras's random layers would act
+    np.testing.assert_array_equal(net(probe).numpy(), first)
+    np.testing.assert_array_equal(net(probe, training=True).numpy(), first)
+    bare = build_recipe_net(recipe, seed=9)
+    bare.set_weights(net.get_weights())
+    np.testing.assert_array_equal(bare(probe).numpy(), first)
+    np.testing.assert_array_equal(model(probe, training=False).numpy(), first)
+    assert not np.allclose(model(probe, training=True).numpy(), first)
+
+
+# --------------------------------------------------------------------------- #
+# The cosine classifier baseline
+# --------------------------------------------------------------------------- #
+@pytest.mark.slow
+def test_cosine_baseline_learns_with_cos_over_temperature_logits(tiny_data):
+    from tripletutils.models import CosineClassifier
+
+    x, y = tiny_data(240)
+    recipe = Recipe("r", p=4, k=8, steps=30, embedding_dim=8, learning_rate=3e-3)
+    net, clf, hist = train_softmax_baseline(
+        recipe, x, y, head="cosine", temperature=0.1
+    )
+    assert net.output_shape == (None, 8) and clf.output_shape == (None, 4)
+    assert hist["stopped_at_step"] is None and hist["precision"] == "float32"
+    assert len(hist["step_loss"]) == 30
+    assert "cosine" not in [layer.name for layer in net.layers]
+    head = clf.get_layer("cosine")
+    assert isinstance(head, CosineClassifier) and head.temperature == 0.1
+    assert len(head.get_weights()) == 1  # no bias
+    probs = clf.predict(x, verbose=0)
+    assert np.mean(np.argmax(probs, axis=1) == y) > 0.9
+    # the probabilities are the softmax of cos(feature, w_c) / temperature
+    f = net.predict(x, verbose=0).astype(np.float64)
+    w = head.get_weights()[0].astype(np.float64)
+    cos = (f / np.linalg.norm(f, axis=1, keepdims=True)) @ (
+        w / np.linalg.norm(w, axis=0, keepdims=True)
+    )
+    logits = cos / 0.1
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    # augmentation applies to the baseline too, in training only
+    aug = dataclasses.replace(recipe, augment=True, steps=4)
+    net_a, clf_a, _ = train_softmax_baseline(aug, x, y, head="cosine", seed=1)
+    net_p, _, _ = train_softmax_baseline(
+        dataclasses.replace(aug, augment=False), x, y, head="cosine", seed=1
+    )
+    assert not _augmentation_layers(net_a) and _augmentation_layers(clf_a)
+    assert not _weights_equal(net_a, net_p)

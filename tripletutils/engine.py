@@ -20,6 +20,12 @@ candidate, its configuration, what all runs share, the seed).
   ``distributed`` cluster through its client's executor. Every run computes
   with one thread, so a run's metrics are the same, bit for bit, whichever
   way it ran.
+* An experiment may come *after* others (``Experiment.after``): its
+  candidates are then a function of their results, resolved when it is
+  planned (:func:`resolve_candidates`), so its run ids change when the
+  choice does. :func:`run_experiments` runs the experiments in stages, each
+  once those it comes after are complete; an experiment whose dependencies
+  are incomplete waits (one line says for what) and runs nothing.
 * :func:`load_results` gives a chapter an experiment's results, built from its
   records; it refuses stale records (unless named) and missing runs.
 * :func:`check_records` lists every problem of a results folder (CI runs it on
@@ -43,7 +49,17 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from . import __version__
 from .runtime import import_tensorflow
@@ -57,13 +73,14 @@ __all__ = [
     "RECORD_FORMAT",
     "Run",
     "plan",
+    "resolve_candidates",
     "run_experiments",
     "load_results",
     "check_records",
     "main",
 ]
 
-#: Where the committed results live: the package's ``results`` folder, installed
+#: Where the committed results live, the package's ``results`` folder, installed
 #: with it, so that a chapter opened alone (Colab, an empty folder) reads them.
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The version of the record layout (part of every run id).
@@ -92,8 +109,12 @@ class Run:
     experiment : str
         A key of :data:`tripletutils.experiments.EXPERIMENTS`.
     candidate : str
-        A key of that experiment's ``candidates``.
+        One of that experiment's ``candidate_keys``.
     seed : int
+    config : dict, optional
+        The candidate's configuration. Required when the experiment's
+        candidates are chosen from records (:func:`plan` resolves them);
+        otherwise it must be the experiment's own (the default).
 
     Attributes
     ----------
@@ -105,18 +126,32 @@ class Run:
         format, the experiment, the candidate, ``config`` and the seed.
     """
 
-    def __init__(self, experiment: str, candidate: str, seed: int):
+    def __init__(
+        self, experiment: str, candidate: str, seed: int, config: Optional[Dict] = None
+    ):
         exp = _experiment(experiment)
-        if candidate not in exp.candidates:
+        if candidate not in exp.candidate_keys:
             raise ValueError(
                 f"{experiment} has no candidate {candidate!r}; "
-                f"known: {list(exp.candidates)}"
+                f"known: {list(exp.candidate_keys)}"
             )
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        if exp.dynamic and config is None:
+            raise ValueError(
+                f"{experiment}'s candidates are chosen from the records of "
+                f"{list(exp.after)}: plan its runs with plan({experiment!r}, "
+                "folder=...)"
+            )
+        if not exp.dynamic:
+            if config is not None and config != exp.candidates[candidate]:
+                raise ValueError(
+                    f"config differs from {experiment}'s candidate {candidate!r}"
+                )
+            config = exp.candidates[candidate]
         self.experiment, self.candidate, self.seed = experiment, candidate, seed
         self.config = {
-            "candidate": exp.candidates[candidate],
+            "candidate": config,
             "common": exp.common,
             "data": "mnist",
         }
@@ -142,7 +177,105 @@ def _experiment(name) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def plan(name: str, seeds: Optional[Sequence[int]] = None) -> List[Run]:
+def _dependency_order(names: Sequence[str]) -> List[str]:
+    """The experiments and those they come after, each after its dependencies.
+
+    Raises ValueError on an unknown experiment or a cycle.
+    """
+    order: List[str] = []
+    visiting: List[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name) :] + [name])
+            raise ValueError(f"the experiments come after each other: {cycle}")
+        visiting.append(name)
+        for dep in _experiment(name).after:
+            visit(dep)
+        visiting.pop()
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
+
+
+def _dependency_results(name: str, dep: str, folder: Union[str, Path]) -> Dict:
+    """``load_results(dep)`` for ``name``'s candidates: complete records only."""
+    try:
+        result = load_results(dep, folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(
+            f"{name} chooses its candidates from {dep}'s records, which are not "
+            f"complete and fresh (run `make experiments NAME={dep}`): {err}"
+        ) from None
+    if result["legacy"]:
+        raise FileNotFoundError(
+            f"{name} chooses its candidates from {dep}'s records: only "
+            f"{result['pending_records']} of its runs have one (run `make "
+            f"experiments NAME={dep}`)"
+        )
+    return result
+
+
+def resolve_candidates(
+    name: str, folder: Union[str, Path] = RESULTS
+) -> Dict[str, Dict]:
+    """An experiment's candidates: its dict, or chosen from other records.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`tripletutils.experiments.EXPERIMENTS`.
+    folder : str or Path, default :data:`RESULTS`
+        Where the records of the experiments it comes after are read.
+
+    Returns
+    -------
+    dict of str to dict
+        Each candidate's configuration, in the order of ``candidate_keys``.
+        For an experiment whose ``candidates`` is a function, its value on
+        ``{dep: load_results(dep, folder) for dep in after}``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        If an experiment it comes after lacks a record or has a stale or
+        corrupt one (the message names it), or the function gives other
+        keys than ``candidate_keys`` or configurations that are not
+        JSON-serialisable dicts.
+    """
+    exp = _experiment(name)
+    if not exp.dynamic:
+        return dict(exp.candidates)
+    _dependency_order([name])  # no cycle
+    results = {dep: _dependency_results(name, dep, folder) for dep in exp.after}
+    chosen = exp.candidates(results)
+    if not isinstance(chosen, Mapping) or set(chosen) != set(exp.candidate_keys):
+        got = sorted(chosen) if isinstance(chosen, Mapping) else chosen
+        raise ValueError(
+            f"{name}'s candidates function must give the keys "
+            f"{list(exp.candidate_keys)}, got {got!r}"
+        )
+    for key in exp.candidate_keys:
+        if not isinstance(chosen[key], dict):
+            raise ValueError(f"{name}'s candidate {key!r} is not a dict")
+        try:
+            json.dumps(chosen[key], sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{name}'s candidate {key!r} is not JSON-serialisable: {err}"
+            ) from None
+    return {key: chosen[key] for key in exp.candidate_keys}
+
+
+def plan(
+    name: str,
+    seeds: Optional[Sequence[int]] = None,
+    folder: Union[str, Path] = RESULTS,
+) -> List[Run]:
     """Every run of an experiment, candidates in order, seeds within each.
 
     Parameters
@@ -151,6 +284,9 @@ def plan(name: str, seeds: Optional[Sequence[int]] = None) -> List[Run]:
         A key of :data:`tripletutils.experiments.EXPERIMENTS`.
     seeds : sequence of int, optional
         Default: the experiment's own.
+    folder : str or Path, default :data:`RESULTS`
+        Where the records its candidates are chosen from lie (read only for
+        an experiment that comes after others: :func:`resolve_candidates`).
 
     Returns
     -------
@@ -161,12 +297,16 @@ def plan(name: str, seeds: Optional[Sequence[int]] = None) -> List[Run]:
     ValueError
         On an unknown experiment, or seeds that are not a non-empty sequence
         of distinct ints >= 0.
+    FileNotFoundError, ValueError
+        As :func:`resolve_candidates`, if an experiment it comes after is
+        incomplete.
     """
     exp = _experiment(name)
     seeds = tuple(exp.seeds if seeds is None else seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds!r}")
-    return [Run(name, c, s) for c in exp.candidates for s in seeds]
+    candidates = resolve_candidates(name, folder)
+    return [Run(name, c, s, candidates[c]) for c in candidates for s in seeds]
 
 
 def _current_code() -> str:
@@ -268,8 +408,13 @@ def _mnist_fingerprint(mnist: tuple) -> str:
     return data_fingerprint(x, y, xt, yt, salt="mnist")
 
 
-def _execute(experiment: str, candidate: str, seed: int) -> Dict:
+def _execute(
+    experiment: str, candidate: str, seed: int, config: Optional[Dict] = None
+) -> Dict:
     """One run, in a worker: its metrics and what identifies how it ran.
+
+    ``config``: the candidate's configuration, passed on to the run function
+    of an experiment whose candidates are chosen from records.
 
     The code's fingerprint is taken when the worker starts its first run and
     again after each run: if the package's files changed in between, the run
@@ -282,7 +427,11 @@ def _execute(experiment: str, candidate: str, seed: int) -> Dict:
     code = _WORKER.setdefault("code", _current_code())
     mnist = _mnist()
     started = time.perf_counter()
-    metrics = EXPERIMENTS[experiment].run(candidate, seed, mnist)
+    exp = EXPERIMENTS[experiment]
+    if exp.dynamic:
+        metrics = exp.run(candidate, seed, mnist, config)
+    else:
+        metrics = exp.run(candidate, seed, mnist)
     seconds = time.perf_counter() - started
     now = _current_code()
     if now != code:
@@ -420,6 +569,43 @@ def _estimate(todo: List[Run], folder: Path, workers: int) -> List[str]:
     return lines
 
 
+def _run_status(
+    run: Run, folder: Path, expected: Tuple[str, str]
+) -> Tuple[str, Optional[str]]:
+    """(``"fresh"``, ``"stale"``, ``"corrupt"`` or ``"missing"``, the problem)."""
+    record, problem = _read_record(run.path(folder))
+    if problem is not None:
+        return "corrupt", problem
+    if record is None:
+        return "missing", None
+    made = (record["code_fingerprint"], record["data_fingerprint"])
+    return ("fresh" if made == tuple(expected) else "stale"), None
+
+
+def _runs_lacking(name: str, folder: Path, expected: Tuple[str, str]) -> int:
+    """How many runs of an experiment (all its seeds) have no fresh record."""
+    exp = EXPERIMENTS[name]
+    try:
+        runs = plan(name, folder=folder)
+    except (FileNotFoundError, ValueError):  # it waits for others itself
+        return len(exp.candidate_keys) * len(exp.seeds)
+    return sum(_run_status(run, folder, expected)[0] != "fresh" for run in runs)
+
+
+def _waves(names: Sequence[str]) -> List[List[str]]:
+    """The experiments in stages: each after the stages of those it comes after."""
+    level: Dict[str, int] = {}
+    for name in _dependency_order(names):
+        if name in names:
+            deps = [level[d] for d in EXPERIMENTS[name].after if d in level]
+            level[name] = 1 + max(deps) if deps else 0
+    return [[n for n in names if level[n] == i] for i in range(max(level.values()) + 1)]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def run_experiments(
     names: Sequence[str],
     folder: Union[str, Path] = RESULTS,
@@ -431,6 +617,14 @@ def run_experiments(
     dry_run: bool = False,
 ) -> Dict[str, int]:
     """Run every missing, stale or corrupt run of some experiments.
+
+    The experiments run in stages: one that comes after others (its
+    ``after``) is planned once their runs all have fresh records, whether
+    they had them already or this call made them (then its candidates are
+    resolved, :func:`resolve_candidates`); while one of them lacks a record,
+    it logs ``"<name>: waits for <dep> (N runs missing)"`` and runs nothing.
+    The experiments named run in one stage when none comes after another,
+    their runs given to the workers together.
 
     Parameters
     ----------
@@ -445,25 +639,30 @@ def run_experiments(
         A Dask scheduler's address (``"tcp://HOST:8786"``): the runs go to its
         cluster instead of a local pool.
     seeds : int, optional
-        Only each experiment's first ``seeds`` seeds (a quick check).
+        Only each experiment's first ``seeds`` seeds (a quick check; an
+        experiment that comes after others still needs all their seeds).
     log : callable, default print
         Receives the plan and, without a progress bar, one line per run.
     progress : bool, optional
         A tqdm progress bar on standard error; default: when it is a terminal.
     dry_run : bool, default False
-        Only print the plan and the estimate: run nothing.
+        Only print the plan and the estimate: run nothing. An experiment that
+        comes after incomplete ones gets one line: whose records choose its
+        candidates, and how many runs it will have.
 
     Returns
     -------
     dict of str to int
-        ``planned``, ``fresh`` (kept), ``stale``, ``corrupt``, ``ran`` and
-        ``failed`` (runs that raised: logged, no record; the others go on).
+        ``planned``, ``fresh`` (kept), ``stale``, ``corrupt``, ``ran``,
+        ``failed`` (runs that raised: logged, no record; the others go on)
+        and ``waiting`` (runs of experiments not planned because one they
+        come after is incomplete).
 
     Raises
     ------
     ValueError, TypeError
-        On an unknown experiment, bad ``workers`` or ``seeds``; nothing is
-        written then.
+        On an unknown experiment, experiments that come after each other, bad
+        ``workers`` or ``seeds``; nothing is written then.
     ConnectionError
         If no Dask scheduler answers at ``scheduler``; nothing is written.
     """
@@ -474,64 +673,78 @@ def run_experiments(
         _experiment(name)
     if not names:
         raise ValueError("names is empty: name at least one experiment")
+    waves = _waves(names)  # may raise on a cycle: nothing written
     workers = _check_workers(workers)
     if seeds is not None and (
         isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1
     ):
         raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
-    runs = [
-        run
-        for name in names
-        for run in plan(
-            name, None if seeds is None else EXPERIMENTS[name].seeds[:seeds]
-        )
-    ]
     executor, close = _executor(workers, scheduler)  # may raise: nothing written
     folder = Path(folder)
-    counts = {
-        "planned": len(runs),
-        "fresh": 0,
-        "stale": 0,
-        "corrupt": 0,
-        "ran": 0,
-        "failed": 0,
-    }
+    counts = dict.fromkeys(
+        ("planned", "fresh", "stale", "corrupt", "ran", "failed", "waiting"), 0
+    )
     try:
         with _locked(folder, log):
-            code = _current_code()
-            data = _mnist_fingerprint(_mnist())
-            todo = []
-            for run in runs:
-                record, problem = _read_record(run.path(folder))
-                if problem is not None:
-                    log(f"corrupt record {run.path(folder)}: {problem}; re-running it")
-                    counts["corrupt"] += 1
-                    todo.append(run)
-                elif record is None:
-                    todo.append(run)
-                elif (record["code_fingerprint"], record["data_fingerprint"]) != (
-                    code,
-                    data,
-                ):
-                    counts["stale"] += 1
-                    todo.append(run)
-                else:
-                    counts["fresh"] += 1
-            where = scheduler or f"{workers} local processes of 1 thread"
-            estimate = _estimate(todo, folder, 1 if scheduler else workers)
-            log(
-                f"{len(todo)} of {len(runs)} runs to do ({counts['fresh']} fresh, "
-                f"{counts['stale']} stale, {counts['corrupt']} corrupt) on {where}; "
-                + estimate[0]
-            )
-            for line in estimate[1:] if todo else []:
-                log(line)
-            if dry_run:
-                return counts
-            counts["ran"], failed = _run_all(
-                todo, executor, folder, log, progress, expected=(code, data)
-            )
-            counts["failed"] = len(failed)
+            expected = (_current_code(), _mnist_fingerprint(_mnist()))
+            for wave in waves:
+                runs = []
+                for name in wave:
+                    exp = EXPERIMENTS[name]
+                    own = exp.seeds if seeds is None else exp.seeds[:seeds]
+                    lacking = [
+                        (dep, n)
+                        for dep in exp.after
+                        if (n := _runs_lacking(dep, folder, expected))
+                    ]
+                    if lacking:
+                        dep, n = lacking[0]
+                        total = len(exp.candidate_keys) * len(own)
+                        counts["waiting"] += total
+                        keys = _count(len(exp.candidate_keys), "candidate")
+                        log(
+                            f"{name}: its candidates are chosen from {dep}'s "
+                            f"records ({_count(n, 'run')} missing): "
+                            f"{_count(total, 'run')} ({keys} x "
+                            f"{_count(len(own), 'seed')}) once they are complete"
+                            if dry_run
+                            else f"{name}: waits for {dep} ({_count(n, 'run')} missing)"
+                        )
+                        continue
+                    runs.extend(plan(name, own, folder))
+                if not runs:
+                    continue
+                counts["planned"] += len(runs)
+                todo, tally = [], {"fresh": 0, "stale": 0, "corrupt": 0}
+                for run in runs:
+                    status, problem = _run_status(run, folder, expected)
+                    if status == "corrupt":
+                        log(
+                            f"corrupt record {run.path(folder)}: {problem}; "
+                            "re-running it"
+                        )
+                    if status in tally:
+                        tally[status] += 1
+                    if status != "fresh":
+                        todo.append(run)
+                for key, value in tally.items():
+                    counts[key] += value
+                where = scheduler or f"{workers} local processes of 1 thread"
+                estimate = _estimate(todo, folder, 1 if scheduler else workers)
+                log(
+                    f"{len(todo)} of {len(runs)} runs to do ({tally['fresh']} "
+                    f"fresh, {tally['stale']} stale, {tally['corrupt']} corrupt) "
+                    f"on {where}; " + estimate[0]
+                )
+                for line in estimate[1:] if todo else []:
+                    log(line)
+                if dry_run:
+                    continue
+                ran, failed = _run_all(
+                    todo, executor, folder, log, progress, expected=expected
+                )
+                counts["ran"] += ran
+                counts["failed"] += len(failed)
     finally:
         if close is None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -562,7 +775,10 @@ def _run_all(
         bar = tqdm(total=len(todo), unit="run", file=sys.stderr)
     started = time.perf_counter()
     futures = {
-        executor.submit(task, r.experiment, r.candidate, r.seed): r for r in todo
+        executor.submit(
+            task, r.experiment, r.candidate, r.seed, r.config["candidate"]
+        ): r
+        for r in todo
     }
     done, failed = 0, []
     try:
@@ -628,20 +844,23 @@ def load_results(
     from before the engine (``<folder>/<name>.json``, one per experiment,
     without a code fingerprint) is read instead, where it exists; then
     ``legacy`` is True and ``pending_records`` counts the records made so far.
+    An experiment that comes after others has its candidates chosen from
+    their records in ``folder`` (:func:`resolve_candidates`), as when it ran.
 
     Raises
     ------
     FileNotFoundError
         If a run has no record (``make experiments NAME=<name>`` makes them)
-        and there is no file from before the engine.
+        and there is no file from before the engine, or an experiment it
+        comes after lacks one (the message names it).
     ValueError
         If a record is corrupt, or comes from code other than the current
-        (the message names them all).
+        (the message names them all), here or in an experiment it comes after.
     """
     exp = _experiment(name)
     if isinstance(accept_stale, str):
         raise TypeError("accept_stale must be a sequence of run ids, not a str")
-    runs = plan(name)
+    runs = plan(name, folder=folder)
     code = _current_code()
     missing, corrupt, stale, records = [], [], [], {}
     for run in runs:
@@ -725,7 +944,11 @@ def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
 
     A record is a problem when it cannot be read, comes from code other than
     the current, or belongs to no run of the current experiments (an orphan:
-    its experiment, candidate, configuration or seed is gone).
+    its experiment, candidate, configuration or seed is gone; the runs of an
+    experiment that comes after others are those its candidates, chosen from
+    their records in ``folder``, give). A record of such an experiment whose
+    candidates cannot be chosen (an experiment it comes after is incomplete
+    or stale) is a problem too.
 
     Parameters
     ----------
@@ -739,14 +962,26 @@ def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
     folder = Path(folder)
     code = _current_code()
     problems = []
+    planned: Dict[str, Union[set, str]] = {}
     for path in sorted(folder.glob("*/*.json")):
         record, problem = _read_record(path)
         if problem is not None:
             problems.append(f"{path}: corrupt ({problem})")
             continue
         name = path.parent.name
-        ids = {r.run_id for r in plan(name)} if name in EXPERIMENTS else set()
-        if record["run_id"] not in ids:
+        if name not in planned:
+            try:
+                planned[name] = (
+                    {r.run_id for r in plan(name, folder=folder)}
+                    if name in EXPERIMENTS
+                    else set()
+                )
+            except (FileNotFoundError, ValueError) as err:
+                planned[name] = str(err)
+        ids = planned[name]
+        if isinstance(ids, str):
+            problems.append(f"{path}: its candidates cannot be chosen: {ids}")
+        elif record["run_id"] not in ids:
             problems.append(f"{path}: belongs to no run of the current experiments")
         elif record["code_fingerprint"] != code:
             problems.append(
@@ -773,8 +1008,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns
     -------
     int
-        0 on success; 1 on a failure of the runs or the check; 2 on bad
-        arguments (one line on standard error, nothing written).
+        0 on success; 1 on a failure of the runs or the check, or when an
+        experiment named waits for an incomplete one (not in a dry run); 2 on
+        bad arguments or experiments that come after each other (one line on
+        standard error, nothing written).
     """
     import argparse
 
@@ -824,11 +1061,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
     except ConnectionError as err:
         return fail(str(err), 1)
+    except ValueError as err:  # experiments that come after each other
+        return fail(str(err))
     print(
         f"{counts['ran']} runs done, {counts['fresh']} were fresh, "
-        f"{counts['failed']} failed, in {time.perf_counter() - started:.0f} s"
+        f"{counts['failed']} failed, {counts['waiting']} wait for other "
+        f"experiments, in {time.perf_counter() - started:.0f} s"
     )
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or (counts["waiting"] and not args.dry_run) else 0
 
 
 if __name__ == "__main__":

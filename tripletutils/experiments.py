@@ -40,6 +40,18 @@ them. The experiments so far:
   seeds; the validation split chooses among them, the test set scores the
   chosen recipe (chapter 7).
 * ``smoke``: a 4-run check of the engine (only by name).
+* ``transfer_validation`` and ``transfer_test`` (only by name, for now): the
+  transfer protocol (Musgrave et al. 2020 in miniature; the issue rebuilding
+  chapter 8). Validation: 8 methods on one network and budget, each with the
+  same grid of 2 learning rates (1e-3 and 3e-3, cosine decay; each method's
+  loss settings fixed at their published defaults,
+  :data:`TRANSFER_LOSS_SETTINGS`), trained on four of the digits 0-5 and
+  scored among the other two (3 folds x 3 seeds: 144 runs). Selection
+  (:func:`choose_transfer_configs`, fixed before any test score): the metric
+  whose candidate ranking agrees more across folds, then each method's best
+  learning rate. Test (after the validation): each method's choice retrained
+  on the digits 0-5 and scored once among the test images of 6-9, beside
+  raw pixels, PCA and the untrained network (5 seeds: 55 runs).
 
 This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipes`.
 """
@@ -47,7 +59,9 @@ This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import time
 from typing import (
     Callable,
     Dict,
@@ -60,6 +74,7 @@ from typing import (
     Union,
 )
 
+import keras
 import numpy as np
 
 from .evaluation import embed, per_class_report, seed_metric, triplet_gaps
@@ -79,6 +94,7 @@ from .sampling import (
 from .training import (
     MINING_SCHEMES,
     Recipe,
+    build_recipe_net,
     recipe_inputs,
     train,
     train_softmax_baseline,
@@ -109,6 +125,18 @@ __all__ = [
     "TRANSFER_FOLDS",
     "fold_data",
     "fold_validation_scores",
+    "TRANSFER_METHODS",
+    "TRANSFER_CLASSIFIERS",
+    "TRANSFER_LEARNING_RATES",
+    "TRANSFER_BASELINES",
+    "TRANSFER_BASE",
+    "TRANSFER_FINAL_PK",
+    "TRANSFER_LOSS_SETTINGS",
+    "TRANSFER_PCA_COMPONENTS",
+    "TRANSFER_VALIDATION_CANDIDATES",
+    "TRANSFER_SELECTION_METRICS",
+    "transfer_recipe",
+    "choose_transfer_configs",
 ]
 
 #: The seed's published evaluation (SpikeKing/triplet-loss-mnist, README,
@@ -361,16 +389,23 @@ class Experiment:
         :mod:`tripletutils.engine`).
     description : str
     seeds : tuple of int
-    candidates : dict
+    candidates : dict or callable
         Each candidate's name and configuration, JSON-serialisable (hashed into its
-        runs' ids): the recipe as a dict, a learning rate, a scheme.
+        runs' ids): the recipe as a dict, a learning rate, a scheme. Or, for an
+        experiment whose candidates are chosen from other experiments' records,
+        a function ``candidates(results) -> dict`` called when the experiment is
+        planned, ``results`` mapping each name of ``after`` to its
+        :func:`tripletutils.engine.load_results` (so it reads nothing else); its
+        keys must be ``candidate_keys``.
     common : dict
         What every run shares, JSON-serialisable (hashed too): the splits, the
         test triplets, the references of the scores.
     run
         ``run(candidate, seed, mnist) -> dict`` (or a list of dicts when
         ``rows``): JSON-serialisable metrics of one run; ``mnist`` is what
-        :func:`tripletutils.data.load_mnist` returns.
+        :func:`tripletutils.data.load_mnist` returns. When ``candidates`` is a
+        function: ``run(candidate, seed, mnist, config)``, ``config`` being the
+        candidate's configuration as the function gave it.
     rows : bool
         Default False. True: the runs give table rows: the chapters read
         each seed's rows of every candidate, in candidate order, as
@@ -378,16 +413,69 @@ class Experiment:
     default : bool
         Default True: run by ``make experiments`` without a name (False: only
         by name).
+    after : tuple of str
+        Default ``()``. Experiments whose runs must all have fresh records
+        before this one is planned (the engine runs them first, and this one
+        waits while they are incomplete).
+    candidate_keys : tuple of str
+        The candidates' names, known before any record (so the engine can
+        count the runs of an experiment that waits). Default: the keys of a
+        ``candidates`` dict; required with a function.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On ``after`` or ``candidate_keys`` that are not tuples of distinct
+        str, ``candidate_keys`` that differ from a dict's keys, a function
+        without them, or an experiment that comes after itself.
     """
 
     name: str
     description: str
     seeds: Tuple[int, ...]
-    candidates: Dict[str, Dict]
+    candidates: Union[Dict[str, Dict], Callable[[Mapping[str, Dict]], Dict[str, Dict]]]
     common: Dict
-    run: Callable[[str, int, tuple], Union[Dict, List[Dict]]]
+    run: Callable[..., Union[Dict, List[Dict]]]
     rows: bool = False
     default: bool = True
+    after: Tuple[str, ...] = ()
+    candidate_keys: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for field in ("after", "candidate_keys"):
+            value = getattr(self, field)
+            if not isinstance(value, tuple) or not all(
+                isinstance(v, str) for v in value
+            ):
+                raise TypeError(f"{field} must be a tuple of str, got {value!r}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"{field} repeats a name: {value!r}")
+        if self.name in self.after:
+            raise ValueError(f"{self.name} cannot come after itself")
+        if callable(self.candidates):
+            if not self.candidate_keys:
+                raise ValueError(
+                    f"{self.name}: candidates given by a function need "
+                    "candidate_keys (their names, known before any record)"
+                )
+        elif isinstance(self.candidates, Mapping):
+            keys = tuple(self.candidates)
+            if self.candidate_keys and self.candidate_keys != keys:
+                raise ValueError(
+                    f"{self.name}: candidate_keys {self.candidate_keys!r} differ "
+                    f"from the candidates' keys {keys!r}"
+                )
+            object.__setattr__(self, "candidate_keys", keys)
+        else:
+            raise TypeError(
+                "candidates must be a dict or a function of the results of the "
+                f"experiments in after, got {type(self.candidates).__name__}"
+            )
+
+    @property
+    def dynamic(self) -> bool:
+        """True when the candidates are chosen from other experiments' records."""
+        return callable(self.candidates)
 
 
 def _book_split(mnist: tuple):
@@ -732,6 +820,491 @@ def fold_validation_scores(
     return {"val_precision_at_1": p1, "val_map_at_r": mapr}
 
 
+#: The transfer protocol's methods, each on the same network (BEST_RECIPE's
+#: LeNet-style net, a 64-d embedding), budget and images per step: the triplet
+#: loss with three minings, the contrastive, multi-similarity and supervised
+#: contrastive losses over every pair of the batch, and two classifiers whose
+#: penultimate layer is the embedding.
+TRANSFER_METHODS = (
+    "batch_all",
+    "batch_hard",
+    "semi_hard",
+    "contrastive",
+    "multi_similarity",
+    "supervised_contrastive",
+    "softmax",
+    "cosine",
+)
+#: The methods trained as classifiers
+#: (:func:`tripletutils.training.train_softmax_baseline`).
+TRANSFER_CLASSIFIERS = ("softmax", "cosine")
+#: The learning rates every method tries (Adam, cosine decay), its whole grid.
+TRANSFER_LEARNING_RATES = (1e-3, 3e-3)
+#: The baselines every table of the transfer protocol shows beside the methods.
+TRANSFER_BASELINES = ("raw_pixels", "pca", "untrained")
+#: What every method of the transfer protocol shares, BEST_RECIPE's network and
+#: 64-d embedding on the unit sphere, 800 steps of 96 images (P x K = 4 x 24 on
+#: a fold's four training digits), the compiled loop with 100 steps per call,
+#: float32 (the same numbers on every machine).
+TRANSFER_BASE = dataclasses.replace(
+    BEST_RECIPE,
+    name="transfer",
+    p=4,
+    k=24,
+    steps=800,
+    precision="float32",
+)
+#: P x K of the final models, trained on the six digits 0-5 (the same 96 images
+#: a step).
+TRANSFER_FINAL_PK = (6, 16)
+#: Each method's loss settings, the published defaults, fixed (not searched).
+#: Contrastive: positive pairs pulled together (``pos_margin`` 0), negative
+#: pairs pushed to a distance of at least 1 on the unit sphere, where distances
+#: lie in [0, 2]: an angle of 60 degrees (cosine 0.5), below the distance
+#: sqrt(2) of orthogonal embeddings, so a 64-d embedding can meet it for every
+#: pair of the digits with room to spare (the class centres of a regular
+#: simplex are sqrt(2 C / (C - 1)) apart, 1.55 for C = 6), and the hinge goes
+#: quiet for negatives already well apart instead of pushing them all to the
+#: antipode (it is also pytorch-metric-learning's default).
+TRANSFER_LOSS_SETTINGS: Dict[str, Dict[str, object]] = {
+    "batch_all": {"mining": "batch_all", "margin": 0.2},
+    "batch_hard": {"mining": "batch_hard", "margin": 0.2},
+    "semi_hard": {"mining": "semi_hard", "margin": 0.2},
+    "contrastive": {
+        "loss": "contrastive",
+        "loss_options": {"pos_margin": 0.0, "neg_margin": 1.0},
+    },
+    "multi_similarity": {
+        "loss": "multi_similarity",
+        "loss_options": {"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1},
+    },
+    "supervised_contrastive": {
+        "loss": "supervised_contrastive",
+        "loss_options": {"temperature": 0.1},
+    },
+    "softmax": {"head": "softmax"},
+    "cosine": {"head": "cosine", "temperature": 0.05},
+}
+#: The components of the PCA baseline.
+TRANSFER_PCA_COMPONENTS = 64
+
+
+def transfer_recipe(method: str, learning_rate: float, final: bool = False) -> Recipe:
+    """The recipe a method of the transfer protocol trains with.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`TRANSFER_METHODS`.
+    learning_rate : float
+        Adam's initial learning rate (cosine decay to 0 over the 800 steps).
+    final : bool, default False
+        False: a fold's recipe, P x K = 4 x 24 on its four training digits;
+        True: the final model's, P x K = 6 x 16 on the six digits 0-5.
+
+    Returns
+    -------
+    Recipe
+        :data:`TRANSFER_BASE` with the method's loss settings
+        (:data:`TRANSFER_LOSS_SETTINGS`; a classifier's head is not a recipe
+        field and goes to :func:`tripletutils.training.train_softmax_baseline`).
+
+    Raises
+    ------
+    ValueError
+        On an unknown method or a learning rate that is not positive.
+    """
+    if method not in TRANSFER_METHODS:
+        raise ValueError(f"method must be one of {TRANSFER_METHODS}, got {method!r}")
+    p, k = TRANSFER_FINAL_PK if final else (TRANSFER_BASE.p, TRANSFER_BASE.k)
+    settings = {
+        key: value
+        for key, value in TRANSFER_LOSS_SETTINGS[method].items()
+        if key not in ("head", "temperature")
+    }
+    stage = "final" if final else "fold"
+    return dataclasses.replace(
+        TRANSFER_BASE,
+        name=f"transfer_{method}_lr{learning_rate:g}_{stage}",
+        learning_rate=learning_rate,
+        p=p,
+        k=k,
+        **settings,
+    )
+
+
+def _recipe_config(method: str, learning_rate: float, final: bool) -> Dict:
+    """What defines a method's recipe, as a record's configuration names it.
+
+    Not the recipe itself: a :class:`~tripletutils.training.Recipe` with a pair
+    loss checks its settings by running the loss, which would start
+    TensorFlow's runtime when this module is imported (before an engine
+    worker sets it to one thread).
+    """
+    p, k = TRANSFER_FINAL_PK if final else (TRANSFER_BASE.p, TRANSFER_BASE.k)
+    return {
+        "method": method,
+        "learning_rate": learning_rate,
+        "p": p,
+        "k": k,
+        "base": dataclasses.asdict(TRANSFER_BASE),
+        "settings": TRANSFER_LOSS_SETTINGS[method],
+    }
+
+
+def _head(method: str) -> Dict[str, object]:
+    """A classifier's head and temperature (empty for the metric losses)."""
+    settings = TRANSFER_LOSS_SETTINGS[method]
+    return {k: v for k, v in settings.items() if k in ("head", "temperature")}
+
+
+def _unit(e: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero, NaN stays NaN)."""
+    norm = np.linalg.norm(e, axis=1, keepdims=True)
+    return (e / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+class _Trained:
+    """A trained method: its features before and after the embedding layer.
+
+    ``features(images, "embedding")``: the embedding layer's output (the
+    classifiers' penultimate layer); ``features(images, "backbone")``: the
+    backbone's output that feeds it (256-d). Both L2-normalised; a softmax
+    classifier's centred first by their mean over its training images.
+    """
+
+    def __init__(self, method, recipe, net, history, x_train):
+        self.method, self.recipe, self.history = method, recipe, history
+        self.diverged = history["stopped_at_step"] is not None
+        self.models = {
+            "embedding": net,
+            "backbone": keras.Model(net.inputs, net.get_layer("embedding").input),
+        }
+        self.centres = {}
+        if method == "softmax" and not self.diverged:
+            for kind, model in self.models.items():
+                e = embed(model, recipe_inputs(recipe, x_train))
+                self.centres[kind] = e.mean(axis=0)
+
+    def features(self, images: np.ndarray, kind: str) -> np.ndarray:
+        e = embed(self.models[kind], recipe_inputs(self.recipe, images))
+        if kind in self.centres:
+            e = e - self.centres[kind]
+        return _unit(e)
+
+
+def _train_transfer(
+    method: str,
+    learning_rate: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    final: bool,
+) -> _Trained:
+    """Train one method on a fold's four digits or (``final``) on the six."""
+    classes = np.unique(y)
+    recipe = transfer_recipe(method, learning_rate, final=final)
+    if method in TRANSFER_CLASSIFIERS:  # class ids 0..C-1, as a classifier needs
+        net, _, history = train_softmax_baseline(
+            recipe,
+            x,
+            np.searchsorted(classes, y),
+            seed,
+            on_non_finite="stop",
+            **_head(method),
+        )
+    else:
+        net, _, history = train(recipe, x, y, seed=seed, on_non_finite="stop")
+    return _Trained(method, recipe, net, history, x)
+
+
+def _validation_key(method: str, learning_rate: float, fold: int) -> str:
+    return f"{method}_lr{learning_rate:g}_fold{fold}"
+
+
+#: transfer_validation's candidates, one per (method, learning rate, fold), so
+#: the engine fans out the folds too.
+TRANSFER_VALIDATION_CANDIDATES: Dict[str, Dict] = {
+    _validation_key(method, lr, fold): {
+        **_recipe_config(method, lr, final=False),
+        "fold": fold,
+        "train_digits": list(TRANSFER_FOLDS[fold][0]),
+        "held_out": list(TRANSFER_FOLDS[fold][1]),
+    }
+    for method in TRANSFER_METHODS
+    for lr in TRANSFER_LEARNING_RATES
+    for fold in range(len(TRANSFER_FOLDS))
+}
+
+
+def _transfer_validation_run(key: str, seed: int, mnist: tuple) -> Dict:
+    config = TRANSFER_VALIDATION_CANDIDATES[key]
+    method, lr, fold = config["method"], config["learning_rate"], config["fold"]
+    (x_tr, y_tr), (x_val, y_val) = fold_data(mnist, fold)
+    trained = _train_transfer(method, lr, x_tr, y_tr, seed, final=False)
+    run = {
+        "method": method,
+        "learning_rate": lr,
+        "fold": fold,
+        "train_digits": sorted(int(c) for c in np.unique(y_tr)),
+        "val_digits": sorted(int(c) for c in np.unique(y_val)),
+        "fit_seconds": trained.history["fit_seconds"],
+        "precision": trained.history["precision"],
+        "stopped_at_step": trained.history["stopped_at_step"],
+    }
+    for kind, prefix in (("embedding", "val_"), ("backbone", "val_backbone_")):
+        if trained.diverged:
+            scores = {"val_precision_at_1": None, "val_map_at_r": None}
+        else:
+            e = trained.features(x_val, kind)
+            scores = fold_validation_scores(e, y_val, fold)
+        for name, value in scores.items():
+            run[prefix + name[len("val_") :]] = value
+    return run
+
+
+#: The scores the transfer protocol may choose on, in order of precedence on a
+#: tie of their agreement across folds.
+TRANSFER_SELECTION_METRICS = ("val_map_at_r", "val_precision_at_1")
+
+
+def _rank_agreement(table: Dict[int, np.ndarray]) -> float:
+    """Mean Spearman correlation over the pairs of folds' score vectors.
+
+    A non-finite score (a diverged candidate) ranks below every finite one; a
+    fold whose scores all tie gives no ranking, so its pairs count as 0.
+    """
+    from scipy.stats import rankdata
+
+    ranks = {
+        f: rankdata(np.where(np.isfinite(v), v, -np.inf)) for f, v in table.items()
+    }
+    folds = sorted(ranks)
+    values = []
+    for i, a in enumerate(folds):
+        for b in folds[i + 1 :]:
+            ra, rb = ranks[a] - ranks[a].mean(), ranks[b] - ranks[b].mean()
+            denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
+            values.append(float(ra @ rb) / denom if denom > 0 else 0.0)
+    return float(np.mean(values))
+
+
+def choose_transfer_configs(validation: Mapping) -> Dict[str, object]:
+    """The transfer protocol's choices, made on the validation folds only.
+
+    Fixed before any test score existed. The selection metric is chosen
+    first, by a criterion that reads validation scores only: of
+    :data:`TRANSFER_SELECTION_METRICS` (MAP@R and Precision@1 after the
+    embedding layer), the one whose ranking of the candidates (method x
+    learning rate) agrees more across the folds: the mean Spearman
+    correlation, over the three pairs of folds, of the folds' per-candidate
+    scores (each a mean over the seeds; a candidate with a diverged seed
+    ranks below all others in that fold). On a tie MAP@R wins (the field's
+    measure, Musgrave et al. 2020). Then, for each method, the learning rate
+    with the highest mean of that metric over folds and seeds
+    (:func:`choose_on_validation`: a rate with a diverged run cannot be
+    chosen; the smaller rate wins a tie).
+
+    Parameters
+    ----------
+    validation : mapping
+        The results of the experiment ``transfer_validation``, as
+        :func:`tripletutils.engine.load_results` gives them; nothing else is
+        accepted (its name is checked), and every run must have seen only
+        digits of :data:`TRANSFER_SEEN`.
+
+    Returns
+    -------
+    dict
+        ``metric`` (the selection metric), ``agreement`` (each metric's mean
+        Spearman correlation across folds) and ``learning_rates``
+        (``{method: learning rate}``, None for a method whose every rate
+        diverged in some run).
+
+    Raises
+    ------
+    TypeError
+        If ``validation`` is not a mapping.
+    ValueError
+        If it is not transfer_validation's results (or the engine's file from
+        before it), a run names a digit outside :data:`TRANSFER_SEEN` or other
+        held-out digits than its fold's, or the grid is incomplete (every
+        method, learning rate, fold and seed once).
+    """
+    if not isinstance(validation, Mapping):
+        raise TypeError(
+            f"validation must be a mapping, got {type(validation).__name__}"
+        )
+    if validation.get("name") != "transfer_validation" or validation.get("legacy"):
+        raise ValueError(
+            "choices are made on transfer_validation's records only, got "
+            f"{validation.get('name')!r}"
+            + (" (a file from before the engine)" if validation.get("legacy") else "")
+        )
+    cells: Dict[Tuple[str, float, int], List[Dict]] = {}
+    for per_seed in validation["runs"]:
+        for key, m in per_seed["metrics"].items():
+            digits = set(m["train_digits"]) | set(m["val_digits"])
+            if not digits <= set(TRANSFER_SEEN):
+                raise ValueError(
+                    f"{key} (seed {per_seed['seed']}) saw digits "
+                    f"{sorted(digits - set(TRANSFER_SEEN))}: a choice may only "
+                    f"read the digits {list(TRANSFER_SEEN)}"
+                )
+            train_digits, held = TRANSFER_FOLDS[m["fold"]]
+            if sorted(m["val_digits"]) != sorted(held) or sorted(
+                m["train_digits"]
+            ) != sorted(train_digits):
+                raise ValueError(
+                    f"{key} (seed {per_seed['seed']}) trained on "
+                    f"{m['train_digits']} and scored {m['val_digits']}, fold "
+                    f"{m['fold']} trains on {list(train_digits)} and holds out "
+                    f"{list(held)}"
+                )
+            cells.setdefault((m["method"], m["learning_rate"], m["fold"]), []).append(m)
+    grid = [
+        (method, lr, fold)
+        for method in TRANSFER_METHODS
+        for lr in TRANSFER_LEARNING_RATES
+        for fold in range(len(TRANSFER_FOLDS))
+    ]
+    seeds = {len(cells.get(cell, ())) for cell in grid}
+    if set(cells) != set(grid) or len(seeds) != 1:
+        raise ValueError(
+            f"transfer_validation's grid is incomplete: {len(cells)} of "
+            f"{len(grid)} (method, learning rate, fold) cells, with "
+            f"{sorted(seeds)} seeds each"
+        )
+
+    def value(m, metric):
+        v = m[metric]
+        return np.nan if v is None else float(v)
+
+    agreement = {}
+    for metric in TRANSFER_SELECTION_METRICS:
+        table = {
+            fold: np.array(
+                [
+                    np.mean([value(m, metric) for m in cells[(method, lr, fold)]])
+                    for method in TRANSFER_METHODS
+                    for lr in TRANSFER_LEARNING_RATES
+                ]
+            )
+            for fold in range(len(TRANSFER_FOLDS))
+        }
+        agreement[metric] = _rank_agreement(table)
+    metric = max(
+        TRANSFER_SELECTION_METRICS, key=agreement.__getitem__
+    )  # first on a tie
+    rates: Dict[str, Optional[float]] = {}
+    for method in TRANSFER_METHODS:
+        scores = {
+            lr: [
+                value(m, metric)
+                for fold in range(len(TRANSFER_FOLDS))
+                for m in cells[(method, lr, fold)]
+            ]
+            for lr in TRANSFER_LEARNING_RATES
+        }
+        try:
+            rates[method] = choose_on_validation(scores, metric)
+        except ValueError:  # every rate diverged in some run
+            rates[method] = None
+    return {"metric": metric, "agreement": agreement, "learning_rates": rates}
+
+
+#: transfer_test's baselines: what each computes from an image.
+_TRANSFER_BASELINE_CONFIGS: Dict[str, Dict] = {
+    "raw_pixels": {"baseline": "raw_pixels", "features": "flattened [0, 1] images"},
+    "pca": {
+        "baseline": "pca",
+        "components": TRANSFER_PCA_COMPONENTS,
+        "whiten": False,
+        "random_state": 0,
+        "fit_on": f"{_SPLIT}[0], digits 0-5",
+    },
+    "untrained": {
+        "baseline": "untrained",
+        "network": TRANSFER_BASE.network,
+        "embedding_dim": TRANSFER_BASE.embedding_dim,
+        "features": "the initial weights' embedding, L2-normalised",
+    },
+}
+
+
+def _transfer_test_candidates(results: Mapping[str, Dict]) -> Dict[str, Dict]:
+    """Each method's chosen configuration, and the baselines."""
+    rates = choose_transfer_configs(results["transfer_validation"])["learning_rates"]
+    chosen = {
+        method: _recipe_config(method, rates[method], final=True)
+        if rates[method] is not None
+        else {"method": method, "learning_rate": None}
+        for method in TRANSFER_METHODS
+    }
+    return {**chosen, **_TRANSFER_BASELINE_CONFIGS}
+
+
+def _test_scores(e: Optional[np.ndarray], y: np.ndarray, part: str) -> Dict:
+    """Precision@1, R-Precision and MAP@R among ``e`` (None if not finite)."""
+    names = ("precision_at_1", "r_precision", "map_at_r")
+    if e is None or not np.all(np.isfinite(e)):
+        return {f"{part}_{n}": None for n in names}
+    m = retrieval_metrics(e, y, ks=(1,))
+    values = (m["precision_at_1"], m["r_precision"], m["mean_average_precision_at_r"])
+    return {f"{part}_{n}": v for n, v in zip(names, values)}
+
+
+def _transfer_test_run(key: str, seed: int, mnist: tuple, config: Dict) -> Dict:
+    _, (x_test, y_test) = mnist
+    (x_tr, y_tr), _ = _book_split(mnist)
+    keep = np.isin(y_tr, TRANSFER_SEEN)
+    x_seen, y_seen = x_tr[keep], y_tr[keep]
+    lr = config.get("learning_rate")
+    run: Dict[str, object] = {
+        "candidate": key,
+        "learning_rate": lr,
+        "fit_seconds": 0.0,
+        "precision": "float32",
+        "stopped_at_step": None,
+    }
+    features: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    if key in TRANSFER_BASELINES:
+        started = time.perf_counter()
+        features = _baseline_features(key, x_seen, seed)
+        run["fit_seconds"] = time.perf_counter() - started
+    elif lr is not None:  # None: every rate of the method diverged on validation
+        trained = _train_transfer(key, lr, x_seen, y_seen, seed, final=True)
+        for name in ("fit_seconds", "precision", "stopped_at_step"):
+            run[name] = trained.history[name]
+        if not trained.diverged:
+            features = functools.partial(trained.features, kind="embedding")
+    for part, digits in (("test_unseen", TRANSFER_TEST), ("test_seen", TRANSFER_SEEN)):
+        keep = np.isin(y_test, digits)
+        e = None if features is None else features(x_test[keep])
+        run |= _test_scores(e, y_test[keep], part)
+    return run
+
+
+def _baseline_features(
+    key: str, x_seen: np.ndarray, seed: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A baseline's map from images to features (PCA fitted on ``x_seen``)."""
+
+    def flat(images):
+        return images.reshape(len(images), -1).astype(np.float32)
+
+    if key == "raw_pixels":
+        return flat
+    if key == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(TRANSFER_PCA_COMPONENTS, whiten=False, random_state=0)
+        pca.fit(flat(x_seen))
+        return lambda images: pca.transform(flat(images)).astype(np.float32)
+    net = build_recipe_net(TRANSFER_BASE, seed=seed)  # its initial weights
+    return lambda images: _unit(embed(net, recipe_inputs(TRANSFER_BASE, images)))
+
+
 #: A tiny experiment that checks the engine end to end (``make experiments
 #: NAME=smoke``; not run by default): two margins x two seeds of 20 steps on
 #: the first 1,000 training images of the book's split, scored on the first
@@ -904,5 +1477,58 @@ EXPERIMENTS: Dict[str, Experiment] = {
         common={"train": f"{_SPLIT}[0][:1000]", "validation": f"{_SPLIT}[1][:500]"},
         run=_smoke_run,
         default=False,
+    ),
+    "transfer_validation": Experiment(
+        name="transfer_validation",
+        description=(
+            "The transfer protocol's validation (Musgrave et al. 2020 in "
+            "miniature), over 3 seeds: 8 methods (triplet batch-all, batch-hard "
+            "and semi-hard at margin 0.2; contrastive at margins 0 and 1; "
+            "multi-similarity at alpha 2, beta 50, base 0.5; supervised "
+            "contrastive at temperature 0.1; softmax cross-entropy; a cosine "
+            "classifier at temperature 0.05) x learning rates 1e-3 and 3e-3 x "
+            "3 class-disjoint folds of the digits 0-5. Each run trains "
+            "BEST_RECIPE's network (64-d) for 800 steps of 4 x 24 images on "
+            "its fold's four training digits, float32, and scores retrieval "
+            "among the book split's validation images of the fold's two "
+            "held-out digits (leave-one-out): Precision@1 and MAP@R of the "
+            "embedding and of the features before the embedding layer. No "
+            "image of the digits 6-9 takes part."
+        ),
+        seeds=(0, 1, 2),
+        candidates=TRANSFER_VALIDATION_CANDIDATES,
+        common={
+            "split": _SPLIT,
+            "folds": [[list(t), list(h)] for t, h in TRANSFER_FOLDS],
+            "references": "leave-one-out among the fold's validation images",
+            "features": "L2-normalised; softmax: centred by the training mean first",
+        },
+        run=_transfer_validation_run,
+        default=False,
+    ),
+    "transfer_test": Experiment(
+        name="transfer_test",
+        description=(
+            "The transfer protocol's test, over 5 seeds: each method's "
+            "learning rate chosen on transfer_validation's records "
+            "(choose_transfer_configs), retrained for 800 steps of 6 x 16 "
+            "images on the book split's training images of the digits 0-5, "
+            "beside three baselines (raw pixels; PCA to 64 dimensions fitted "
+            "on those images; the untrained network, L2-normalised). Scores, "
+            "leave-one-out among MNIST's test images of the digits 6-9, read "
+            "once per final model: Precision@1, R-Precision and MAP@R; the "
+            "same among the test images of 0-5 for reference."
+        ),
+        seeds=tuple(range(5)),
+        candidates=_transfer_test_candidates,
+        common={
+            "train": f"{_SPLIT}[0], digits 0-5",
+            "test": "MNIST's test images of 6-9 (and of 0-5), leave-one-out",
+            "chosen_by": "choose_transfer_configs(transfer_validation)",
+        },
+        run=_transfer_test_run,
+        default=False,
+        after=("transfer_validation",),
+        candidate_keys=TRANSFER_METHODS + TRANSFER_BASELINES,
     ),
 }

@@ -1,24 +1,34 @@
 """The shared embedding network and the seed's three-input triplet model.
 
-This module imports only keras, so it can be copied alone. Its one custom
-layer, :class:`L2Normalize`, is registered, so models that use it load from
-``.keras`` files with ``safe_mode=True`` (no ``Lambda`` layers anywhere).
+Also the pieces that wrap it in training: :func:`build_augmentation` (random
+shifts and rotations, active in training only) and :class:`CosineClassifier`
+(the head of a normalised-softmax classifier).
+
+This module imports only keras, so it can be copied alone. Its custom layers
+(:class:`L2Normalize`, :class:`CosineClassifier`...) are registered, so models
+that use them load from ``.keras`` files with ``safe_mode=True`` (no
+``Lambda`` layers anywhere).
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
+import math
+import numbers
+
 import keras
 from keras import layers, ops
 
 __all__ = [
     "L2Normalize",
+    "CosineClassifier",
     "StackBatches",
     "UnstackToFeatures",
     "build_lenet_backbone",
     "build_embedding_net",
     "build_triplet_model",
+    "build_augmentation",
     "TRIPLET_INPUT_NAMES",
     "mixed_precision_copy",
 ]
@@ -62,6 +72,95 @@ class L2Normalize(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"axis": self.axis, "epsilon": self.epsilon})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tripletutils")
+class CosineClassifier(layers.Layer):
+    """Logits of a normalised-softmax (cosine) classifier, without bias.
+
+    ``logits[i, c] = cos(x_i, w_c) / temperature``: the cosine between the
+    feature vector ``x_i`` and the class weight vector ``w_c`` (both scaled to
+    unit length, a zero vector staying zero), divided by the temperature.
+    Followed by a softmax and cross-entropy, this is the normalised softmax
+    (NormFace, Wang et al. 2017; a cosine classifier without margin).
+
+    Parameters
+    ----------
+    n_classes : int
+        At least 2.
+    temperature : float, default 0.05
+        Finite, positive: the logits lie in ``[-1 / temperature, 1 /
+        temperature]``.
+    seed : int, optional
+        Seed of the Glorot-uniform initialiser of the class weights.
+    **kwargs
+        Of ``keras.layers.Layer`` (``name``, ``dtype``).
+
+    Notes
+    -----
+    Input ``(batch, dim)`` float; output ``(batch, n_classes)`` in the
+    layer's compute dtype. The weight ``kernel`` has shape
+    ``(dim, n_classes)``: column ``c`` is ``w_c``.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        temperature: float = 0.05,
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int):
+            raise TypeError(f"n_classes must be an int, got {type(n_classes).__name__}")
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise TypeError(
+                f"temperature must be a real number, got {type(temperature).__name__}"
+            )
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(
+                f"temperature must be finite and positive, got {temperature}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+        self.n_classes = n_classes
+        self.temperature = float(temperature)
+        self.seed = seed
+
+    def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"CosineClassifier takes (batch, dim) features, got {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.n_classes),
+            initializer=keras.initializers.GlorotUniform(seed=self.seed),
+            name="kernel",
+        )
+
+    def call(self, inputs):
+        def unit(t, axis):
+            sq = ops.sum(ops.square(t), axis=axis, keepdims=True)
+            return t * ops.rsqrt(ops.maximum(sq, 1e-24))
+
+        w = ops.cast(self.kernel, inputs.dtype)
+        return ops.matmul(unit(inputs, -1), unit(w, 0)) / self.temperature
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "n_classes": self.n_classes,
+                "temperature": self.temperature,
+                "seed": self.seed,
+            }
+        )
         return config
 
 
@@ -359,6 +458,87 @@ def build_triplet_model(
             [embedding_net(t) for t in inputs]
         )
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_augmentation(
+    input_shape: Sequence[int] = (28, 28, 1),
+    max_shift: float = 0.1,
+    max_degrees: float = 10.0,
+    seed: Optional[int] = None,
+    name: str = "augmentation",
+) -> keras.Model:
+    """Light augmentation: a random shift, then a random rotation, in training only.
+
+    ``RandomTranslation`` by up to ``max_shift`` of the height and of the
+    width, then ``RandomRotation`` by up to ``max_degrees`` either way (Keras
+    preprocessing layers, bilinear, the uncovered pixels filled with 0: the
+    background of MNIST at either input scale). Each image draws its own
+    transformation. Called with ``training=True`` (as ``fit`` and the compiled
+    loop call the model they train) it transforms; with ``training=False`` (as
+    ``predict`` calls it) it returns its input unchanged. Called without
+    ``training``, Keras's preprocessing layers transform (their default), so
+    keep it out of the network used for inference: put it in front of the
+    network in the training model only, as :func:`tripletutils.training.train`
+    does.
+
+    Parameters
+    ----------
+    input_shape : sequence of int, default (28, 28, 1)
+        Shape of one image (height, width, channels).
+    max_shift : float, default 0.1
+        In [0, 1): the largest shift, as a fraction of the image's size.
+    max_degrees : float, default 10.0
+        In [0, 180]: the largest rotation, in degrees.
+    seed : int, optional
+        Seeds the two layers (``seed`` and ``seed + 1``): the same seed draws
+        the same transformations, call after call.
+    name : str, default "augmentation"
+
+    Returns
+    -------
+    keras.Model
+        ``(batch, *input_shape)`` float32 to the same shape and dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-number or out-of-range ``max_shift`` or ``max_degrees``, a
+        malformed ``input_shape`` or a non-int ``seed``.
+    """
+    for value, what in ((max_shift, "max_shift"), (max_degrees, "max_degrees")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{what} must be a real number, got {type(value).__name__}")
+    if not 0 <= max_shift < 1:
+        raise ValueError(f"max_shift must lie in [0, 1), got {max_shift}")
+    if not 0 <= max_degrees <= 180:
+        raise ValueError(f"max_degrees must lie in [0, 180], got {max_degrees}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or not all(
+        isinstance(s, int) and s > 0 for s in input_shape
+    ):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) positive ints, "
+            f"got {input_shape}"
+        )
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.RandomTranslation(
+        max_shift,
+        max_shift,
+        fill_mode="constant",
+        fill_value=0.0,
+        seed=seed,
+        name="random_shift",
+    )(inputs)
+    x = layers.RandomRotation(
+        max_degrees / 360.0,
+        fill_mode="constant",
+        fill_value=0.0,
+        seed=None if seed is None else seed + 1,
+        name="random_rotation",
+    )(x)
+    return keras.Model(inputs, x, name=name)
 
 
 def _set_policy(config, policy: str) -> None:

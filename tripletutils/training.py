@@ -8,9 +8,16 @@ A recipe names every choice that changes the trained weights:
   batches with the triplets mined inside each batch by an online loss
   (``"batch_all"``, ``"batch_hard"``, ``"semi_hard"``, ``"soft_margin"``,
   see :mod:`tripletutils.losses`), fed to the embedding network alone;
-* the loss (margin, squared distances), the network (the seed's stack or a
-  LeNet-style one; embedding size, activation, L2 normalisation, dropout) and
-  its input scale (the seed's raw 0..255 pixels or [0, 1]);
+* the loss (``loss``): the triplet loss of the mining scheme (``margin``,
+  ``squared`` distances), or a pair or similarity loss over every pair of the
+  P x K batch (``"contrastive"``, ``"multi_similarity"``,
+  ``"supervised_contrastive"``, see :mod:`tripletutils.losses`), with its
+  settings in ``loss_options``;
+* the network (the seed's stack or a LeNet-style one; embedding size,
+  activation, L2 normalisation, dropout) and its input scale (the seed's raw
+  0..255 pixels or [0, 1]);
+* light augmentation in training (``augment``: random shifts and rotations,
+  :func:`tripletutils.models.build_augmentation`), for the P x K recipes;
 * the budget: a number of ``steps``, or (``steps=None``) ``epochs`` passes
   over as many triplets as the seed's offline scheme builds from the labels;
 * the optimiser (Adam, constant or cosine-decayed learning rate);
@@ -24,13 +31,16 @@ compiles, and runs either ``model.fit`` on a ``tf.data`` pipeline
 :func:`tripletutils.distributed.make_train_function` on images held in memory
 (``loop="compiled"``: the same batches in the same order, gathered inside the
 graph, ``steps_per_execution`` steps per call), under a ``tf.distribute``
-strategy if given, and returns the network with its history. The pieces it
+strategy if given, and returns the network with its history. A loss that
+is not finite ends the run at that step: :class:`NonFiniteLossError`, or
+with ``on_non_finite="stop"`` the history up to there. The pieces it
 uses are public so that the benchmark, the custom distributed loop and the
 chapters build exactly the same thing: :func:`build_recipe_net`,
 :func:`build_training_model`, :func:`make_loss`, :func:`make_optimizer`,
 :func:`training_data`, :func:`batch_schedule`.
-:func:`train_softmax_baseline` trains a classifier on a recipe's network and
-budget. The book's named recipes and the model cache live in
+:func:`train_softmax_baseline` trains a classifier (softmax, or the cosine
+classifier of :class:`tripletutils.models.CosineClassifier`) on a recipe's
+network and budget. The book's named recipes and the model cache live in
 :mod:`tripletutils.recipes`.
 
 This module builds on the other ``tripletutils`` modules.
@@ -45,7 +55,7 @@ import numbers
 import re
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
@@ -55,6 +65,8 @@ from . import losses as L
 from .callbacks import StepHistory
 from .distributed import make_train_function
 from .models import (
+    CosineClassifier,
+    build_augmentation,
     build_embedding_net,
     build_lenet_backbone,
     build_triplet_model,
@@ -74,7 +86,10 @@ __all__ = [
     "TRIPLET_SCHEMES",
     "PRECISIONS",
     "LOOPS",
+    "LOSSES",
+    "LOSS_OPTIONS",
     "Recipe",
+    "NonFiniteLossError",
     "recipe_inputs",
     "make_loss",
     "make_optimizer",
@@ -100,6 +115,24 @@ MINING_SCHEMES = (
 #: The schemes that feed triplets to the three-input model.
 TRIPLET_SCHEMES = ("seed_triplets", "random_triplets")
 
+#: The losses a :class:`Recipe` can name, the triplet loss of its mining
+#: scheme or a pair or similarity loss over every pair of the P x K batch.
+LOSSES = ("triplet", "contrastive", "multi_similarity", "supervised_contrastive")
+
+#: The ``loss_options`` each loss takes (the keyword arguments of its class in
+#: :mod:`tripletutils.losses`); the triplet loss takes none (it uses the
+#: recipe's ``margin`` and ``squared``), the contrastive loss takes
+#: ``squared`` from the recipe too.
+LOSS_OPTIONS: Dict[str, Tuple[str, ...]] = {
+    "triplet": (),
+    "contrastive": ("neg_margin", "pos_margin"),
+    "multi_similarity": ("alpha", "base", "beta", "epsilon"),
+    "supervised_contrastive": ("temperature",),
+}
+
+#: What :func:`train` does at a loss that is not finite.
+_ON_NON_FINITE = ("raise", "stop")
+
 
 def _positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -121,6 +154,46 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: The ways :func:`train` can run the steps, Keras's ``model.fit`` on a
 #: ``tf.data`` pipeline or one compiled loop over images held in memory.
 LOOPS = ("fit", "compiled")
+
+
+def _loss_options(loss: str, options) -> Tuple[Tuple[str, float], ...]:
+    """``options`` (a mapping or (name, value) pairs) as sorted (name, float) pairs."""
+    if isinstance(options, Mapping):
+        items = list(options.items())
+    elif isinstance(options, (tuple, list)):
+        items = []
+        for item in options:
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise TypeError(
+                    "loss_options must be a dict or (name, value) pairs, got the "
+                    f"item {item!r}"
+                )
+            items.append(tuple(item))
+    else:
+        raise TypeError(
+            "loss_options must be a dict or (name, value) pairs, got "
+            f"{type(options).__name__}"
+        )
+    names = [name for name, _ in items]
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"loss_options names must be str, got {name!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"loss_options names each option once, got {names}")
+    allowed = LOSS_OPTIONS[loss]
+    unknown = sorted(set(names) - set(allowed))
+    if unknown and loss == "triplet":
+        raise ValueError(
+            "loss='triplet' takes no loss_options (it uses the recipe's margin and "
+            f"squared), got {unknown}"
+        )
+    if unknown:
+        raise ValueError(
+            f"unknown loss_options {unknown} for loss={loss!r}: it takes {allowed}"
+        )
+    return tuple(
+        sorted((name, _real(value, f"loss_options[{name!r}]")) for name, value in items)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +260,30 @@ class Recipe:
         ``steps_per_execution`` steps per call, each step gathering its batch
         by index inside the graph (:func:`batch_schedule`: the same batches
         in the same order as ``"fit"``); callbacks run between the calls.
+    loss : str
+        One of :data:`LOSSES`. ``"triplet"`` (default): the triplet loss of
+        the mining scheme, with ``margin`` and ``squared``. The others
+        (:class:`~tripletutils.losses.ContrastiveLoss`, with ``squared``;
+        :class:`~tripletutils.losses.MultiSimilarityLoss`;
+        :class:`~tripletutils.losses.SupervisedContrastiveLoss`) score every
+        pair of the P x K batch, so they need ``mining="batch_all"``, and
+        ignore ``margin``; the last two compare cosine similarities, so they
+        need ``squared=False``.
+    loss_options : tuple of (str, float) pairs
+        The loss's settings (:data:`LOSS_OPTIONS` names them; those left out
+        keep the loss class's defaults); the constructor also takes a dict.
+        Stored sorted by name, values as floats, so that equal settings make
+        equal (and equally hashed, JSON-serialisable) recipes. Default ``()``.
+        Checked when the recipe is built: the loss class is built once, and
+        it runs the loss on a two-image batch (so building a recipe with a
+        pair loss starts TensorFlow's runtime).
+    augment : bool
+        Train on lightly augmented images: random shifts of up to 10 % of the
+        image and rotations of up to 10 degrees
+        (:func:`tripletutils.models.build_augmentation`, seeded with the
+        run's seed), in front of the network in training only: the network
+        returned, the monitor and the validation see the images as they are.
+        P x K recipes (and the softmax baseline) only. Default False.
     """
 
     name: str
@@ -209,6 +306,9 @@ class Recipe:
     fused: bool = False
     precision: str = "float32"
     loop: str = "fit"
+    loss: str = "triplet"
+    loss_options: Tuple[Tuple[str, float], ...] = ()
+    augment: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name):
@@ -249,7 +349,14 @@ class Recipe:
             raise ValueError(
                 f"P x K batches need p >= 2 and k >= 2, got p={self.p}, k={self.k}"
             )
-        for field in ("squared", "cosine_decay", "l2_normalize", "raw_pixels", "fused"):
+        for field in (
+            "squared",
+            "cosine_decay",
+            "l2_normalize",
+            "raw_pixels",
+            "fused",
+            "augment",
+        ):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(
                     f"{field} must be a bool, got {type(getattr(self, field)).__name__}"
@@ -275,6 +382,31 @@ class Recipe:
             raise ValueError(f"loop must be one of {LOOPS}, got {self.loop!r}")
         if self.fused and self.mining not in TRIPLET_SCHEMES:
             raise ValueError("fused applies to the triplet schemes only")
+        if self.augment and self.mining in TRIPLET_SCHEMES:
+            raise ValueError(
+                f"augment applies to the P x K recipes only, got mining={self.mining!r}"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        options = _loss_options(self.loss, self.loss_options)
+        object.__setattr__(self, "loss_options", options)
+        if self.loss != "triplet":
+            if self.mining != "batch_all":
+                raise ValueError(
+                    f"loss={self.loss!r} scores every pair of the P x K batch: "
+                    f"mining must be 'batch_all', got {self.mining!r}"
+                )
+            if self.squared and self.loss != "contrastive":
+                raise ValueError(
+                    f"loss={self.loss!r} compares cosine similarities: squared must "
+                    "be False"
+                )
+            try:  # the loss class checks its settings
+                make_loss(self)
+            except (TypeError, ValueError) as err:
+                raise type(err)(
+                    f"loss_options {dict(options)} of loss={self.loss!r}: {err}"
+                ) from None
 
     @property
     def triplet_model(self) -> bool:
@@ -290,6 +422,84 @@ class Recipe:
     def images_per_step(self) -> int:
         """Images embedded per training step."""
         return 3 * self.batch_size if self.triplet_model else self.p * self.k
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss that is not finite (NaN or infinite): the run stopped.
+
+    Raised by :func:`train` and :func:`train_softmax_baseline` with
+    ``on_non_finite="raise"`` (their default); the message names the recipe,
+    the step and the value.
+
+    Parameters
+    ----------
+    message : str
+    step : int
+        The 1-based training step whose loss was not finite.
+
+    Attributes
+    ----------
+    step : int
+    """
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+    def __reduce__(self):  # pickles (e.g. back from a worker) with its step
+        return type(self), (str(self), self.step)
+
+
+class _StopAtNonFiniteLoss(keras.callbacks.Callback):
+    """Ends training at the first report of a loss that is not finite.
+
+    ``logs["loss"]`` is a running mean, which turns non-finite at the first
+    non-finite step (``fit``, every ``steps_per_execution`` steps; the compiled
+    loop, every step). Unlike ``keras.callbacks.TerminateOnNaN`` it prints
+    nothing: :func:`_non_finite` reads the step from the history.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and not math.isfinite(float(logs["loss"])):
+            self.model.stop_training = True
+
+
+def _check_on_non_finite(on_non_finite) -> None:
+    if not isinstance(on_non_finite, str) or on_non_finite not in _ON_NON_FINITE:
+        raise ValueError(
+            f"on_non_finite must be one of {_ON_NON_FINITE}, got {on_non_finite!r}"
+        )
+
+
+def _non_finite(
+    recipe, step_loss: Sequence[float], total: int, block: int, on_non_finite: str
+) -> Optional[int]:
+    """The first step whose loss is not finite (None if none); raises if asked.
+
+    ``block`` > 1: ``model.fit`` reported one mean per block of that many
+    steps, so the step is the first of the block it turned non-finite in.
+    """
+    bad = np.flatnonzero(~np.isfinite(np.asarray(step_loss, dtype=np.float64)))
+    if not len(bad):
+        return None
+    step = int(bad[0]) + 1
+    if on_non_finite == "raise":
+        ran = len(step_loss)
+        where = f"at step {step} of {total}"
+        if block > 1 and ran > step:
+            where = (
+                f"in steps {step}..{ran} of {total} (model.fit reports one mean "
+                f"per block of steps_per_execution={block} steps)"
+            )
+        stopped = "there" if ran == step else f"after step {ran}, its block's end"
+        raise NonFiniteLossError(
+            f"recipe {recipe.name!r}: the training loss is {step_loss[step - 1]} "
+            f"{where}; training stopped {stopped}. The usual cause is a learning rate "
+            f"too large for the network (learning_rate={recipe.learning_rate:g}); "
+            "on_non_finite='stop' returns the history instead of raising",
+            step,
+        )
+    return step
 
 
 def _check_recipe(recipe) -> None:
@@ -378,10 +588,24 @@ def make_loss(recipe: Recipe) -> keras.losses.Loss:
     Returns
     -------
     keras.losses.Loss
+        For ``loss="triplet"``:
         :class:`~tripletutils.losses.OfflineTripletLoss` for the triplet
-        schemes, else the online loss class of the same name.
+        schemes, else the online loss class of the same name. Otherwise
+        ``ContrastiveLoss(squared=recipe.squared, **options)``,
+        ``MultiSimilarityLoss(**options)`` or
+        ``SupervisedContrastiveLoss(**options)``, ``options`` being
+        ``dict(recipe.loss_options)``.
     """
     _check_recipe(recipe)
+    if recipe.loss != "triplet":
+        options = dict(recipe.loss_options)
+        if recipe.loss == "contrastive":
+            return L.ContrastiveLoss(squared=recipe.squared, **options)
+        pair_cls = {
+            "multi_similarity": L.MultiSimilarityLoss,
+            "supervised_contrastive": L.SupervisedContrastiveLoss,
+        }[recipe.loss]
+        return pair_cls(**options)
     if recipe.triplet_model:
         return L.OfflineTripletLoss(margin=recipe.margin, squared=recipe.squared)
     if recipe.mining == "soft_margin":
@@ -463,7 +687,7 @@ def build_recipe_net(
 
 
 def build_training_model(
-    recipe: Recipe, net: keras.Model
+    recipe: Recipe, net: keras.Model, seed: int = 0
 ) -> Tuple[keras.Model, keras.Model]:
     """The model ``fit`` trains: the three-input model or the network itself.
 
@@ -472,6 +696,9 @@ def build_training_model(
     recipe : Recipe
     net : keras.Model
         A float32 embedding network (e.g. from :func:`build_recipe_net`).
+    seed : int, default 0
+        Seeds the augmentation (``recipe.augment``; the layers take ``seed +
+        30`` and ``seed + 31``).
 
     Returns
     -------
@@ -480,23 +707,37 @@ def build_training_model(
         other than float32 a copy computing in that precision (same weights).
     model : keras.Model
         For the triplet schemes the three-input model around ``net`` (fused if
-        the recipe says so), else ``net``; in reduced precision its output is
-        cast to float32, so the loss is computed in float32.
+        the recipe says so), with ``augment`` the augmentation followed by
+        ``net``, else ``net``; in reduced precision its output is cast to
+        float32, so the loss is computed in float32.
     """
     _check_recipe(recipe)
     if not isinstance(net, keras.Model):
         raise TypeError(f"net must be a keras.Model, got {type(net).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if recipe.precision != "float32":
         net = mixed_precision_copy(net, recipe.precision)  # same initial weights
-    model = (
-        build_triplet_model(net, fused=recipe.fused) if recipe.triplet_model else net
-    )
+    if recipe.triplet_model:
+        model = build_triplet_model(net, fused=recipe.fused)
+    elif recipe.augment:
+        model = _augmented(net, seed)
+    else:
+        model = net
     if recipe.precision != "float32":
         out = keras.layers.Activation("linear", dtype="float32", name="to_float32")(
             model.outputs[0]
         )
         model = keras.Model(model.inputs, out, name=model.name)
     return net, model
+
+
+def _augmented(net: keras.Model, seed: int) -> keras.Model:
+    """``net`` behind the seeded augmentation (active in training only)."""
+    shape = tuple(net.input_shape[1:])
+    augment = build_augmentation(shape, seed=seed + 30)
+    inputs = keras.Input(shape=shape, name="image")
+    return keras.Model(inputs, net(augment(inputs)), name=f"augmented_{net.name}")
 
 
 def training_data(
@@ -808,11 +1049,16 @@ def train(
     verbose: int = 0,
     strategy=None,
     net: Optional[keras.Model] = None,
+    on_non_finite: str = "raise",
 ) -> Tuple[keras.Model, keras.Model, Dict]:
     """Train one recipe: build, compile and run its steps; record its history.
 
     The steps run in ``model.fit`` or, for ``recipe.loop == "compiled"``, in
     the compiled loop (see :class:`Recipe`); both take the same callbacks.
+    The loss is the recipe's (:func:`make_loss`); with ``recipe.augment`` the
+    images pass through :func:`tripletutils.models.build_augmentation` (seeded
+    with ``seed``) in front of the network, in training only. Training ends
+    at the first step whose loss is not finite (``on_non_finite``).
 
     Parameters
     ----------
@@ -853,6 +1099,18 @@ def train(
     net : keras.Model, optional
         Continue training this float32 embedding network instead of a new one
         (its weights are updated, whatever the precision).
+    on_non_finite : {"raise", "stop"}, default "raise"
+        At the first step whose loss is NaN or infinite, training ends (the
+        callbacks' ``on_train_end`` run) and: ``"raise"``,
+        :class:`NonFiniteLossError` (its ``step``, its message naming the
+        recipe, the step and the value); ``"stop"``, ``train`` returns
+        normally, with ``history["stopped_at_step"]`` that step (the
+        network's weights are then those after it, usually NaN). The
+        compiled loop finds the exact step; so does ``model.fit`` with
+        ``steps_per_execution=1``, while with ``s > 1`` it reports one mean
+        per block of ``s`` steps and the step is the first of the block.
+        In both loops, with ``s > 1`` the rest of the block has run (the
+        history holds its steps).
 
     Returns
     -------
@@ -863,10 +1121,20 @@ def train(
     history : dict
         ``step_loss`` (one per step), ``epoch_loss``, ``fit_seconds``,
         ``images_per_step``, ``recipe`` (dict, as given), ``precision`` (what
-        it computed in: :func:`compute_precision`), and ``val_steps`` /
-        ``val_loss`` and ``monitor`` when asked for.
+        it computed in: :func:`compute_precision`), ``stopped_at_step`` (the
+        step whose loss was not finite, None when the run finished its
+        budget), and ``val_steps`` / ``val_loss`` and ``monitor`` when asked
+        for.
+
+    Raises
+    ------
+    NonFiniteLossError
+        With ``on_non_finite="raise"``, at a loss that is not finite.
+    TypeError, ValueError
+        On bad arguments, before training.
     """
     _check_recipe(recipe)
+    _check_on_non_finite(on_non_finite)
     requested = recipe
     recipe = dataclasses.replace(recipe, precision=compute_precision(recipe))
     _check_images_labels(x_train, y_train, "training")
@@ -947,7 +1215,7 @@ def train(
     else:
         total = _total_steps(recipe, data, steps_per_epoch, epochs)
     with scope():
-        trained_net, model = build_training_model(recipe, net)
+        trained_net, model = build_training_model(recipe, net, seed=seed)
         model.compile(
             optimizer=make_optimizer(recipe, total),
             loss=make_loss(recipe),
@@ -962,7 +1230,7 @@ def train(
             shuffle=False,
         )
     steps_cb = StepHistory(val_ds, validate_every=validate_every or 100)
-    cbs: List[keras.callbacks.Callback] = [steps_cb]
+    cbs: List[keras.callbacks.Callback] = [steps_cb, _StopAtNonFiniteLoss()]
     monitor = None
     if monitor_every:
         monitor = Monitor(
@@ -1006,6 +1274,10 @@ def train(
         history["monitor"] = monitor.records
     history["recipe"] = dataclasses.asdict(requested)
     history["precision"] = recipe.precision
+    block = spe if recipe.loop == "fit" else 1
+    history["stopped_at_step"] = _non_finite(
+        requested, history["step_loss"], total, block, on_non_finite
+    )
     if recipe.precision != "float32":
         if given is not None:  # the network the caller passed is the one trained
             given.set_weights(trained_net.get_weights())
@@ -1021,40 +1293,75 @@ def train_softmax_baseline(
     y_train: np.ndarray,
     seed: int = 0,
     verbose: int = 0,
+    *,
+    head: str = "softmax",
+    temperature: float = 0.05,
+    on_non_finite: str = "raise",
 ) -> Tuple[keras.Model, keras.Model, Dict]:
-    """Train a softmax classifier on a recipe's network and budget (a baseline).
+    """Train a classifier on a recipe's network and budget (a baseline).
 
     The classifier is the recipe's embedding network *without* L2
-    normalisation, followed by ``Dense(n_classes, softmax)``, trained with
-    cross-entropy on shuffled batches of ``p * k`` images for ``steps``
-    steps, with the recipe's optimiser and schedule: the same images per
-    step and the same number of steps as an online recipe. Its penultimate
-    layer (the embedding network's output) is the baseline embedding. Give it
-    its own learning rate with ``dataclasses.replace(recipe, learning_rate=...)``.
-    The recipe's input scale applies; its mining, margin and speed settings
-    (``fused``, ``steps_per_execution``, ``precision``) do not.
+    normalisation, followed by a head: ``Dense(n_classes, softmax)``
+    (``head="softmax"``), or a normalised-softmax (cosine) classifier
+    (``head="cosine"``: :class:`~tripletutils.models.CosineClassifier`,
+    logits ``cos(feature, w_c) / temperature``, no bias, then a softmax). It
+    is trained with cross-entropy on shuffled batches of ``p * k`` images for
+    ``steps`` steps, with the recipe's optimiser and schedule: the same
+    images per step and the same number of steps as an online recipe. Its
+    penultimate layer (the embedding network's output) is the baseline
+    embedding. Give it its own learning rate with
+    ``dataclasses.replace(recipe, learning_rate=...)``. The recipe's input
+    scale and ``augment`` apply (the augmentation in front of the network, in
+    training only); its mining, margin, loss and speed settings (``fused``,
+    ``steps_per_execution``, ``precision``, ``loop``) do not: it trains in
+    float32 with ``model.fit``.
 
     Parameters
     ----------
     recipe : Recipe
-        Network, ``p * k`` (batch size), ``steps``, learning rate, schedule.
+        Network, ``p * k`` (batch size), ``steps``, learning rate, schedule,
+        ``augment``.
     x_train : numpy.ndarray
         ``float32`` images, shape ``(N, 28, 28, 1)``.
     y_train : numpy.ndarray
         Integer classes ``0 .. C-1``, shape ``(N,)``.
     seed : int, default 0
     verbose : int, default 0
+    head : {"softmax", "cosine"}, default "softmax"
+    temperature : float, default 0.05
+        Finite, positive: the cosine head's temperature (ignored by
+        ``"softmax"``).
+    on_non_finite : {"raise", "stop"}, default "raise"
+        As for :func:`train` (here the step is always exact).
 
     Returns
     -------
     embedding_net : keras.Model
         The penultimate-layer network, ``(batch, 28, 28, 1) -> (batch, dim)``.
     classifier : keras.Model
-        The whole classifier, ``(batch, 28, 28, 1) -> (batch, C)`` softmax.
+        The whole classifier, ``(batch, 28, 28, 1) -> (batch, C)``
+        probabilities (the softmax of either head).
     history : dict
-        ``step_loss``, ``fit_seconds``, ``images_per_step``.
+        ``step_loss``, ``fit_seconds``, ``images_per_step``, ``precision``
+        (``"float32"``) and ``stopped_at_step`` (as for :func:`train`).
+
+    Raises
+    ------
+    NonFiniteLossError
+        With ``on_non_finite="raise"``, at a loss that is not finite.
+    TypeError, ValueError
+        On bad arguments, before training.
     """
     _check_recipe(recipe)
+    _check_on_non_finite(on_non_finite)
+    if head not in ("softmax", "cosine"):
+        raise ValueError(f"head must be 'softmax' or 'cosine', got {head!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(
+            f"temperature must be a real number, got {type(temperature).__name__}"
+        )
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be finite and positive, got {temperature}")
     if recipe.steps is None:
         raise ValueError("the softmax baseline needs a recipe with steps")
     _check_images_labels(x_train, y_train, "training")
@@ -1070,14 +1377,23 @@ def train_softmax_baseline(
     keras.utils.set_random_seed(seed)
     plain = dataclasses.replace(recipe, l2_normalize=False)
     net = build_recipe_net(plain, tuple(x_train.shape[1:]), seed=seed)
-    head = keras.layers.Dense(
-        n_classes,
-        activation="softmax",
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
-        name="softmax",
-    )
+    if head == "softmax":
+        head_layer = keras.layers.Dense(
+            n_classes,
+            activation="softmax",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
+            name="softmax",
+        )
+    else:
+        head_layer = CosineClassifier(
+            n_classes, float(temperature), seed=seed + 20, name="cosine"
+        )
     inputs = keras.Input(shape=x_train.shape[1:], name="image")
-    classifier = keras.Model(inputs, head(net(inputs)), name="softmax_classifier")
+    features = _augmented(net, seed)(inputs) if recipe.augment else net(inputs)
+    out = head_layer(features)
+    if head == "cosine":  # TensorFlow's cross-entropy reads the logits under it
+        out = keras.layers.Activation("softmax", name="softmax")(out)
+    classifier = keras.Model(inputs, out, name=f"{head}_classifier")
     classifier.compile(
         optimizer=make_optimizer(recipe), loss="sparse_categorical_crossentropy"
     )
@@ -1098,16 +1414,17 @@ def train_softmax_baseline(
         data,
         epochs=1,
         steps_per_epoch=recipe.steps,
-        callbacks=[steps_cb],
+        callbacks=[steps_cb, _StopAtNonFiniteLoss()],
         verbose=verbose,
         shuffle=False,
     )
-    return (
-        net,
-        classifier,
-        {
-            "step_loss": steps_cb.step_loss,
-            "fit_seconds": time.perf_counter() - start,
-            "images_per_step": batch,
-        },
+    history = {
+        "step_loss": steps_cb.step_loss,
+        "fit_seconds": time.perf_counter() - start,
+        "images_per_step": batch,
+        "precision": "float32",
+    }
+    history["stopped_at_step"] = _non_finite(
+        recipe, steps_cb.step_loss, recipe.steps, 1, on_non_finite
     )
+    return net, classifier, history
