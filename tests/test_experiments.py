@@ -107,8 +107,12 @@ def test_seed_reproduction_runs_record_what_chapter_5_reads():
         assert np.mean(m["per_class"]) == pytest.approx(m["seed_metric"])
         assert m["precision"] == "float32"
     assert out["seed_protocol"]["train_triplets"] > out["book_split"]["train_triplets"]
+    # chapter 4's validation triplets: only the book's split has a validation part
+    assert 0.0 <= out["book_split"]["val_seed_metric"] <= 1.0
+    assert "val_seed_metric" not in out["seed_protocol"]
     again = X._seed_reproduction_run("book_split", 0, mnist)  # deterministic on CPU
     assert again["seed_metric"] == out["book_split"]["seed_metric"]
+    assert again["val_seed_metric"] == out["book_split"]["val_seed_metric"]
 
 
 def test_online_mining_configs_give_every_scheme_every_margin_once():
@@ -127,6 +131,66 @@ def test_online_mining_configs_give_every_scheme_every_margin_once():
     for l2, margin in X.L2_MARGIN_GRID:
         assert ("batch_all", margin, l2) in keys
     assert X.MINING_BASE.loop == "compiled" and X.MINING_BASE.precision == "float32"
+
+
+def test_fast_loop_compares_chapter_4s_recipes_on_the_books_split():
+    import dataclasses
+
+    exp = X.EXPERIMENTS["fast_loop"]
+    assert exp.seeds == tuple(range(5))
+    trains = {
+        "seed_fast": (X.FAST_SEED_RECIPE, "all 60,000"),
+        "seed_fast_split": (X.FAST_SEED_RECIPE, X._SPLIT),
+        "improved_plain": (X.IMPROVED_RECIPE, X._SPLIT),
+        "improved_fast": (X.FAST_IMPROVED_RECIPE, X._SPLIT),
+        "best_plain": (X.BEST_FIT_RECIPE, X._SPLIT),
+        "best_fast": (X.BEST_RECIPE, X._SPLIT),
+    }
+    assert list(exp.candidates) == list(X._FAST_LOOP) == list(trains)
+    for key, (recipe, train) in trains.items():
+        assert getattr(X, X._FAST_LOOP[key]) == recipe, key  # what the run trains
+        assert exp.candidates[key] == {
+            "recipe": dataclasses.asdict(recipe),
+            "train": train,
+        }, key
+    # each pair differs in the fast settings only: the plain seed side is
+    # seed_reproduction's book_split (SEED_RECIPE on the same training images)
+    fast_settings = {"loop", "fused", "steps_per_execution", "precision"}
+    plain_seed = X.EXPERIMENTS["seed_reproduction"].candidates["book_split"]
+    assert plain_seed == {
+        "recipe": dataclasses.asdict(X.SEED_RECIPE),
+        "train": f"{X._SPLIT}[0]",
+    }
+    pairs = (
+        (plain_seed["recipe"], exp.candidates["seed_fast_split"]["recipe"]),
+        (
+            exp.candidates["improved_plain"]["recipe"],
+            exp.candidates["improved_fast"]["recipe"],
+        ),
+    )
+    for plain, fast in pairs:
+        changed = {k for k in plain if k != "name" and plain[k] != fast[k]}
+        assert changed == fast_settings, changed
+        assert (plain["loop"], plain["precision"]) == ("fit", "float32")
+    # scored on chapter 4's validation triplets, as the chapter draws them
+    assert exp.common["validation_triplets"] == "seed_offline_triplets(y_val, seed=1)"
+    assert "validation_triplets" in X.EXPERIMENTS["seed_reproduction"].common
+
+
+def test_the_default_experiments_plan_215_runs():
+    runs = {
+        name: len(exp.seeds) * len(exp.candidate_keys)
+        for name, exp in X.EXPERIMENTS.items()
+        if exp.default
+    }
+    assert runs == {
+        "seed_reproduction": 10 * 2,
+        "fast_loop": 5 * 6,  # 5 * 3 before chapter 4's validation check
+        "online_mining": 5 * 19,
+        "unseen_classes": 5 * 9,
+        "recipe_search": 5 * 5,  # 3 * 5 before
+    }
+    assert sum(runs.values()) == 215  # 190 before
 
 
 @pytest.mark.slow
@@ -155,12 +219,24 @@ def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypa
     fast = {key: X._fast_loop_run(key, 0, mnist) for key in X._FAST_LOOP}
     assert list(fast) == list(X.EXPERIMENTS["fast_loop"].candidates)
     assert 0 <= fast["seed_fast"]["seed_metric"] <= 1
+    assert "val_seed_metric" not in fast["seed_fast"]  # all 60,000: no validation
     for key in ("best_plain", "best_fast"):
         assert (
             0 <= fast[key]["val_precision_at_1"] <= 1 and fast[key]["fit_seconds"] > 0
         )
-    assert fast["best_fast"]["precision"] == "mixed_bfloat16"  # conftest forces it
+        assert "val_seed_metric" not in fast[key]
+    # chapter 4's recipes on the book's split: its validation triplets (chapter
+    # 4's check), and chapter 5's test triplets, overall and per class
+    for key in ("seed_fast_split", "improved_plain", "improved_fast"):
+        run = fast[key]
+        assert 0 <= run["val_seed_metric"] <= 1 and run["fit_seconds"] > 0, key
+        assert 0 <= run["seed_metric"] <= 1 and len(run["per_class"]) == 10, key
+        assert np.mean(run["per_class"]) == pytest.approx(run["seed_metric"]), key
+        assert "val_precision_at_1" not in run, key
+    for key in ("best_fast", "seed_fast", "seed_fast_split", "improved_fast"):
+        assert fast[key]["precision"] == "mixed_bfloat16", key  # conftest forces it
     assert fast["best_plain"]["precision"] == "float32"
+    assert fast["improved_plain"]["precision"] == "float32"
     keys = list(X.EXPERIMENTS["online_mining"].candidates)
     mining = [X._online_mining_run(key, 0, mnist) for key in keys]
     assert [(r["mining"], r["margin"], r["l2_normalize"]) for r in mining] == [
@@ -169,6 +245,7 @@ def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypa
     for r in mining:
         for key in ("val_precision_at_1", "val_map_at_r", "test_one_nn_accuracy"):
             assert 0 <= r[key] <= 1
+        assert "val_one_nn_accuracy" not in r  # no chapter reads it
         if r["l2_normalize"]:
             assert r["mean_norm"] == pytest.approx(1.0, abs=1e-3)
 
@@ -287,6 +364,13 @@ def test_recipe_search_candidates_change_one_thing_each():
         assert recipe.steps == X.BEST_RECIPE.steps  # the same 2-minute budget
     names = [r.name for r in X.RECIPE_CANDIDATES.values()]
     assert len(set(names)) == len(names)  # distinct cache keys
+
+
+def test_recipe_search_runs_the_protocols_five_seeds():
+    exp = X.EXPERIMENTS["recipe_search"]
+    assert exp.seeds == (0, 1, 2, 3, 4)
+    assert "over 5 seeds" in exp.description
+    assert list(exp.candidates) == list(X.RECIPE_CANDIDATES)
 
 
 @pytest.mark.slow
