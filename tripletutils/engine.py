@@ -63,8 +63,8 @@ __all__ = [
     "main",
 ]
 
-#: Where the committed results live: the package's ``results`` folder, installed
-#: with it, so that a chapter opened alone (Colab, an empty folder) reads them.
+#: Where the committed results live, the package's ``results`` folder (installed
+#: with it, so that a chapter opened alone, in Colab or an empty folder, reads them).
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The version of the record layout (part of every run id).
 RECORD_FORMAT = 1
