@@ -155,7 +155,7 @@ def test_load_results_builds_the_chapters_view_from_records(tmp_path, monkeypatc
     monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
     _write_fake_records(tmp_path, E._current_code())
     result = E.load_results("fake", tmp_path)
-    assert result["legacy"] is False and result["records"] == 4
+    assert "legacy" not in result and result["records"] == 4
     assert [r["seed"] for r in result["runs"]] == [0, 1]
     assert result["runs"][1]["metrics"] == {"a": {"score": 1.0}, "b": {"score": 1.5}}
     assert result["runs"][0]["seconds"] == 4.0 and result["machines"] == ["test CPU"]

@@ -1,4 +1,4 @@
-"""tripletutils.glue: myst-nb's glue where it is installed, a plain display elsewhere."""
+"""tripletutils.glue: myst-nb's glue where it is installed, else a plain display."""
 
 import builtins
 import sys

@@ -236,7 +236,7 @@ def _validation(score, seeds=(0, 1, 2)):
                 "val_map_at_r": mapr,
             }
         runs.append({"seed": seed, "seconds": 0.0, "metrics": metrics})
-    return {"legacy": False, "name": "transfer_validation", "runs": runs}
+    return {"name": "transfer_validation", "runs": runs}
 
 
 def _shuffled(seed):
@@ -327,8 +327,6 @@ def test_the_selection_reads_only_validation_records_of_the_digits_0_to_5():
     X.choose_transfer_configs(good)
     with pytest.raises(ValueError, match="transfer_validation's records only"):
         X.choose_transfer_configs({**good, "name": "transfer_test"})
-    with pytest.raises(ValueError, match="before the engine"):
-        X.choose_transfer_configs({**good, "legacy": True})
     with pytest.raises(TypeError, match="mapping"):
         X.choose_transfer_configs([good])
     leak = json.loads(json.dumps(good))

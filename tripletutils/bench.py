@@ -50,7 +50,7 @@ __all__ = [
     "main",
 ]
 
-#: The benchmark chapter 10 reads: ``make bench`` on the book's 2-core machine,
+#: The benchmark chapter 10 reads, ``make bench`` on the book's 2-core machine,
 #: installed with the package (so a chapter opened alone needs no ten-minute run).
 BOOK_BENCHMARK = Path(__file__).resolve().parent / "results" / "cpu_2cores.json"
 

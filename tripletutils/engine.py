@@ -80,8 +80,8 @@ __all__ = [
     "main",
 ]
 
-#: Where the committed results live, the package's ``results`` folder, installed
-#: with it, so that a chapter opened alone (Colab, an empty folder) reads them.
+#: Where the committed results live, the package's ``results`` folder (installed
+#: with it, so that a chapter opened alone, in Colab or an empty folder, reads them).
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The version of the record layout (part of every run id).
 RECORD_FORMAT = 1
@@ -211,12 +211,6 @@ def _dependency_results(name: str, dep: str, folder: Union[str, Path]) -> Dict:
             f"{name} chooses its candidates from {dep}'s records, which are not "
             f"complete and fresh (run `make experiments NAME={dep}`): {err}"
         ) from None
-    if result["legacy"]:
-        raise FileNotFoundError(
-            f"{name} chooses its candidates from {dep}'s records: only "
-            f"{result['pending_records']} of its runs have one (run `make "
-            f"experiments NAME={dep}`)"
-        )
     return result
 
 
@@ -834,25 +828,20 @@ def load_results(
     Returns
     -------
     dict
-        ``legacy`` (False), ``name``, ``description``, ``seeds``, ``records``,
+        ``name``, ``description``, ``seeds``, ``records``,
         ``code_fingerprints``, ``machines`` (CPU names), ``precisions``,
         ``seconds`` (sum over runs) and ``runs``: one dict per seed, ``seed``,
         ``seconds`` (its runs' sum) and ``metrics``: ``{candidate: metrics}``,
         or ``{"runs": rows}`` for an experiment of table rows.
 
-    Until every run of the experiment has a record, the experiment's file
-    from before the engine (``<folder>/<name>.json``, one per experiment,
-    without a code fingerprint) is read instead, where it exists; then
-    ``legacy`` is True and ``pending_records`` counts the records made so far.
     An experiment that comes after others has its candidates chosen from
     their records in ``folder`` (:func:`resolve_candidates`), as when it ran.
 
     Raises
     ------
     FileNotFoundError
-        If a run has no record (``make experiments NAME=<name>`` makes them)
-        and there is no file from before the engine, or an experiment it
-        comes after lacks one (the message names it).
+        If a run has no record (``make experiments NAME=<name>`` makes them),
+        or an experiment it comes after lacks one (the message names it).
     ValueError
         If a record is corrupt, or comes from code other than the current
         (the message names them all), here or in an experiment it comes after.
@@ -873,10 +862,6 @@ def load_results(
             stale.append(run.path(folder).name)
         else:
             records[run.run_id] = record
-    if missing and _legacy_path(name, folder).is_file():
-        # the experiment's records are not complete: its file from before the
-        # engine is read whole, whatever the partial records say
-        return _load_legacy(name, folder, pending=len(runs) - len(missing))
     if corrupt or stale:
         raise ValueError(
             f"{Path(folder) / name}: "
@@ -905,7 +890,6 @@ def load_results(
         per_seed.append({"seed": seed, "seconds": seconds, "metrics": metrics})
     values = list(records.values())
     return {
-        "legacy": False,
         "name": name,
         "description": exp.description,
         "seeds": list(exp.seeds),
@@ -916,27 +900,6 @@ def load_results(
         "seconds": math.fsum(r["seconds"] for r in values),
         "runs": per_seed,
     }
-
-
-def _legacy_path(name: str, folder: Union[str, Path]) -> Path:
-    return Path(folder) / f"{name}.json"
-
-
-def _load_legacy(name: str, folder: Union[str, Path], pending: int) -> Dict:
-    """A results file of the engine before this one: one file per experiment.
-
-    Such a file carries no code fingerprint, so nothing can check it against
-    the code; it is read only until every run of its experiment has a record.
-    """
-    path = _legacy_path(name, folder)
-    result = json.loads(path.read_text())
-    held = [run["seed"] for run in result.get("runs", [])]
-    if held != list(EXPERIMENTS[name].seeds):
-        raise ValueError(
-            f"{path} holds seeds {held}, the experiment has "
-            f"{list(EXPERIMENTS[name].seeds)}: run `make experiments NAME={name}`"
-        )
-    return {**result, "legacy": True, "pending_records": pending}
 
 
 def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:

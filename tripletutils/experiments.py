@@ -1178,11 +1178,10 @@ def choose_transfer_configs(validation: Mapping) -> Dict[str, object]:
         raise TypeError(
             f"validation must be a mapping, got {type(validation).__name__}"
         )
-    if validation.get("name") != "transfer_validation" or validation.get("legacy"):
+    if validation.get("name") != "transfer_validation":
         raise ValueError(
             "choices are made on transfer_validation's records only, got "
             f"{validation.get('name')!r}"
-            + (" (a file from before the engine)" if validation.get("legacy") else "")
         )
     cells: Dict[Tuple[str, float, int], List[Dict]] = {}
     for per_seed in validation["runs"]:
