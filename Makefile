@@ -9,10 +9,10 @@
 #                 committed outputs + browser tests
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
-#   make bench    python -m tripletutils.bench -> notebooks/bench/cpu_2cores.json
+#   make bench    python -m tripletutils.bench -> tripletutils/results/cpu_2cores.json
 #   make experiments [NAME=...] [WORKERS=2] [SCHEDULER=tcp://host:8786]
 #                 the runs whose record is missing or stale ->
-#                 notebooks/results/NAME/<run id>.json (resumable)
+#                 tripletutils/results/NAME/<run id>.json (resumable)
 #   make lint     ruff (format and lint), actionlint and zizmor on the workflows,
 #                 CITATION.cff validated by cffconvert
 #   make browser  Debian's chromium + chromium-driver for the browser tests (root)
@@ -151,8 +151,7 @@ outputs: setup
 
 # The benchmark chapter 10 quotes (run it on a quiet machine).
 bench: setup
-	mkdir -p notebooks/bench
-	$(PY) -m tripletutils.bench --output notebooks/bench/cpu_2cores.json
+	$(PY) -m tripletutils.bench --output tripletutils/results/cpu_2cores.json
 
 # JupyterLab (the `lab` extra) with the venv registered as a named kernel.
 KERNEL := triplet-loss-book

@@ -146,7 +146,7 @@ def test_load_results_builds_the_chapters_view_from_records(tmp_path, monkeypatc
     monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
     _write_fake_records(tmp_path, E._current_code())
     result = E.load_results("fake", tmp_path)
-    assert result["legacy"] is False and result["records"] == 4
+    assert "legacy" not in result and result["records"] == 4
     assert [r["seed"] for r in result["runs"]] == [0, 1]
     assert result["runs"][1]["metrics"] == {"a": {"score": 1.0}, "b": {"score": 1.5}}
     assert result["runs"][0]["seconds"] == 4.0 and result["machines"] == ["test CPU"]
@@ -264,8 +264,44 @@ def test_a_worker_with_other_code_or_data_leaves_no_record(tmp_path, monkeypatch
 
 def test_the_committed_records_are_fresh():
     """CI: no committed record comes from code that is gone (or is an orphan)."""
-    problems = E.check_records(ROOT / "notebooks" / "results")
+    problems = E.check_records(E.RESULTS)
     assert problems == [], "\n".join(problems)
+
+
+def test_the_results_live_in_the_package():
+    assert E.RESULTS == PACKAGE / "results"
+    assert sorted(p.name for p in E.RESULTS.iterdir() if p.is_dir())
+
+
+@pytest.mark.slow
+def test_the_built_package_carries_every_committed_result(tmp_path):
+    """A chapter opened alone (Colab, an empty folder) reads what pip installed."""
+    src = tmp_path / "src"
+    shutil.copytree(
+        PACKAGE,
+        src / "tripletutils",
+        ignore=shutil.ignore_patterns("__pycache__", ".lock", ".*.tmp"),
+    )
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
+        + ["--disable-pip-version-check", "-w", str(tmp_path / "wheel"), str(src)],
+        check=True,
+    )
+    (wheel,) = (tmp_path / "wheel").glob("tripletutils-*.whl")
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    committed = {
+        p.relative_to(ROOT).as_posix()
+        for p in E.RESULTS.rglob("*.json")
+        if not p.name.startswith(".")
+    }
+    assert "tripletutils/results/cpu_2cores.json" in committed
+    assert any(c.count("/") == 3 for c in committed)  # records: results/<exp>/<id>
+    missing = sorted(committed - names)
+    assert not missing, f"not in the wheel: {missing[:5]} ({len(missing)})"
 
 
 # ------------------------------------------------------ end to end (training)

@@ -100,6 +100,15 @@ CALLS = {
         "assert m.source_fingerprint('x = 1') != m.source_fingerprint('x = 2')\n"
         "assert m.source_fingerprint('x = 1  # c') == m.source_fingerprint('x = 1')"
     ),
+    "glue.py": (
+        "m.glue('k', 0.25, display=False)\n"
+        "try:\n"
+        "    m.glue('a:b', 1)\n"
+        "except ValueError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('a colon in a glue key was accepted')"
+    ),
 }
 
 #: Modules that build on the others: the README says so.

@@ -34,9 +34,14 @@ class StepHistory(keras.callbacks.Callback):
     Attributes
     ----------
     step_loss : list of float
-        The loss of each training step (global step order), with two limits
+        The loss of each training step (global step order), with three limits
         that come from what Keras reports:
 
+        * Keras keeps its running mean in float32, and
+          ``n * m_n - (n - 1) * m_{n-1}`` subtracts two numbers about ``n``
+          times larger than one step's loss, so late in a long epoch the
+          recovered value carries a rounding error of up to about 1e-5 (a step
+          of zero loss comes out as a tiny positive or negative number).
         * Keras's running mean is weighted by batch size, and this callback
           assumes equal batches. An epoch whose last batch is shorter (``N``
           not a multiple of the batch size, as for the seed's 54,200 offline
@@ -46,8 +51,12 @@ class StepHistory(keras.callbacks.Callback):
           every ``s`` steps, so each block of ``s`` entries holds the block's
           mean loss, repeated ``s`` times (the length is still one per step).
 
-        Both leave the curve's shape and its smoothed values right; chapter 4
-        shows them beside its per-step plot.
+        All three leave the curve's shape and its smoothed values right;
+        chapter 4 shows them beside its per-step plot. They concern
+        ``model.fit`` only: the compiled loop (``loop="compiled"``) calls the
+        callback after every step with an unweighted running mean kept in
+        float64, so there the recovered values are exact up to float64
+        rounding.
     val_steps : list of int
         Global step at which each validation loss was measured.
     val_loss : list of float

@@ -2,7 +2,8 @@
 
 A *run* is one (experiment, candidate, seed) of
 :data:`tripletutils.experiments.EXPERIMENTS`. When it ends, its *record* is
-written atomically to ``notebooks/results/<experiment>/<run id>.json``: the
+written atomically to ``tripletutils/results/<experiment>/<run id>.json`` (package
+data: an installed package carries the book's records): the
 run's whole configuration, its seed, the fingerprint of the code that ran it
 (:func:`tripletutils.fingerprint.code_fingerprint`), the fingerprint of the data,
 the machine, the precision actually computed, the metrics, the seconds and the
@@ -62,8 +63,9 @@ __all__ = [
     "main",
 ]
 
-#: Where the committed results live (relative to the repository root).
-RESULTS = Path("notebooks") / "results"
+#: Where the committed results live, the package's ``results`` folder (installed
+#: with it, so that a chapter opened alone, in Colab or an empty folder, reads them).
+RESULTS = Path(__file__).resolve().parent / "results"
 #: The version of the record layout (part of every run id).
 RECORD_FORMAT = 1
 #: The name of the lock file in a results folder.
@@ -434,7 +436,7 @@ def run_experiments(
     ----------
     names : sequence of str
         Keys of :data:`tripletutils.experiments.EXPERIMENTS`.
-    folder : str or Path, default ``notebooks/results``
+    folder : str or Path, default :data:`RESULTS`
     workers : int, default 2
         Local processes of one thread each (ignored with ``scheduler``). On
         the book's 2-core machine two such processes did more work than one
@@ -609,30 +611,23 @@ def load_results(
     ----------
     name : str
         A key of :data:`tripletutils.experiments.EXPERIMENTS`.
-    folder : str or Path, default ``notebooks/results``
-        From a chapter (run in ``notebooks/``): ``"results"``.
+    folder : str or Path, default :data:`RESULTS`
     accept_stale : sequence of str, default ()
         Run ids whose records may come from other code (asked for by name).
 
     Returns
     -------
     dict
-        ``legacy`` (False), ``name``, ``description``, ``seeds``, ``records``,
+        ``name``, ``description``, ``seeds``, ``records``,
         ``code_fingerprints``, ``machines`` (CPU names), ``precisions``,
         ``seconds`` (sum over runs) and ``runs``: one dict per seed, ``seed``,
         ``seconds`` (its runs' sum) and ``metrics``: ``{candidate: metrics}``,
         or ``{"runs": rows}`` for an experiment of table rows.
 
-    Until every run of the experiment has a record, the experiment's file
-    from before the engine (``<folder>/<name>.json``, one per experiment,
-    without a code fingerprint) is read instead, where it exists; then
-    ``legacy`` is True and ``pending_records`` counts the records made so far.
-
     Raises
     ------
     FileNotFoundError
-        If a run has no record (``make experiments NAME=<name>`` makes them)
-        and there is no file from before the engine.
+        If a run has no record (``make experiments NAME=<name>`` makes them).
     ValueError
         If a record is corrupt, or comes from code other than the current
         (the message names them all).
@@ -653,10 +648,6 @@ def load_results(
             stale.append(run.path(folder).name)
         else:
             records[run.run_id] = record
-    if missing and _legacy_path(name, folder).is_file():
-        # the experiment's records are not complete: its file from before the
-        # engine is read whole, whatever the partial records say
-        return _load_legacy(name, folder, pending=len(runs) - len(missing))
     if corrupt or stale:
         raise ValueError(
             f"{Path(folder) / name}: "
@@ -685,7 +676,6 @@ def load_results(
         per_seed.append({"seed": seed, "seconds": seconds, "metrics": metrics})
     values = list(records.values())
     return {
-        "legacy": False,
         "name": name,
         "description": exp.description,
         "seeds": list(exp.seeds),
@@ -698,27 +688,6 @@ def load_results(
     }
 
 
-def _legacy_path(name: str, folder: Union[str, Path]) -> Path:
-    return Path(folder) / f"{name}.json"
-
-
-def _load_legacy(name: str, folder: Union[str, Path], pending: int) -> Dict:
-    """A results file of the engine before this one: one file per experiment.
-
-    Such a file carries no code fingerprint, so nothing can check it against
-    the code; it is read only until every run of its experiment has a record.
-    """
-    path = _legacy_path(name, folder)
-    result = json.loads(path.read_text())
-    held = [run["seed"] for run in result.get("runs", [])]
-    if held != list(EXPERIMENTS[name].seeds):
-        raise ValueError(
-            f"{path} holds seeds {held}, the experiment has "
-            f"{list(EXPERIMENTS[name].seeds)}: run `make experiments NAME={name}`"
-        )
-    return {**result, "legacy": True, "pending_records": pending}
-
-
 def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
     """Every problem of a results folder's records, one line each.
 
@@ -728,7 +697,7 @@ def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
 
     Parameters
     ----------
-    folder : str or Path, default ``notebooks/results``
+    folder : str or Path, default :data:`RESULTS`
 
     Returns
     -------
@@ -762,7 +731,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ----------
     argv : list of str, optional
         Experiment names (default: every experiment run by default),
-        ``--folder PATH`` (default ``notebooks/results``), ``--workers N``
+        ``--folder PATH`` (default :data:`RESULTS`), ``--workers N``
         (default 2), ``--scheduler tcp://HOST:PORT`` (a Dask cluster),
         ``--seeds N`` (the first N seeds only, for a quick check; not in the
         committed folder), ``--check`` (list stale, orphan or corrupt records
@@ -807,7 +776,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(f"--workers must be at least 1, got {args.workers}")
     if args.seeds is not None and args.seeds < 1:
         return fail(f"--seeds must be at least 1, got {args.seeds}")
-    if args.seeds is not None and Path(args.folder) == RESULTS:
+    if args.seeds is not None and Path(args.folder).resolve() == RESULTS:
         return fail(
             f"--seeds is for quick checks: give a --folder other than {RESULTS}"
         )

@@ -4,11 +4,13 @@ An *experiment* trains and scores some candidate configurations, each over
 several seeds: one *run* per (candidate, seed). This module defines them
 (:data:`EXPERIMENTS`: the candidates, the seeds and a function that does one
 run); :mod:`tripletutils.engine` runs them, writes one record per run to
-``notebooks/results/<experiment>/`` and gives the chapters their results
-(:func:`tripletutils.engine.load_results`). Intervals:
+``tripletutils/results/<experiment>/`` (package data) and gives the chapters
+their results (:func:`tripletutils.engine.load_results`). Intervals:
 
-* :func:`t_interval`: mean and 95 % t-interval across seeds (the spread of a
-  *recipe*);
+* :func:`t_interval`: mean and 95 % Student-t interval of the mean across seeds
+  (how precisely the seeds pin down a recipe's *mean*; it narrows as seeds are
+  added, and single runs often fall outside it: hold a single figure against
+  a prediction interval, ``mean -/+ t * sd * sqrt(1 + 1/n)``, instead);
 * :func:`bootstrap_interval`: a bootstrap 95 % interval over test queries (the
   uncertainty of *one model's* metric on a finite test set).
 
@@ -21,19 +23,22 @@ them. The experiments so far:
 
 * ``seed_reproduction``: the seed's recipe over 10 seeds, under the seed's own
   protocol (all 60,000 training images, its 54,200 offline triplets) and
-  under the book's split (54,000 training images), each scored with the seed's
+  under the book's split (54,001 training images), each scored with the seed's
   metric on the seed's 8,910 test triplets (chapter 5).
 * ``fast_loop``: the compiled loop with the fast settings against ``fit``,
   over 5 seeds, for the seed recipe (the seed's metric on the test triplets)
-  and the best recipe (Precision@1 on the validation split) (chapter 10).
+  and the best recipe (Precision@1 on the validation split) (chapters 4 and
+  10).
 * ``online_mining``: chapter 6's schemes over 5 seeds, each with its margin
   chosen on the validation split, and the L2 x margin grid (chapter 6).
 * ``unseen_classes``: chapter 8's triplet embedding (chapter 7's search run
   again on the digits 0-5) and softmax baseline (3 learning rates), trained on
   the digits 0-5 over 5 seeds; the validation images of 0-5 choose, the test
   images of 6-9 report (chapter 8).
-* ``recipe_search``: the best recipe and four variations over 3 seeds; the
-  validation split chooses, the test set scores the chosen recipe (chapter 7).
+* ``recipe_search``: the search's starting recipe (margin 0.5, keyed ``best``,
+  shaped by earlier test-scored tries) and four one-change variations over 3
+  seeds; the validation split chooses among them, the test set scores the
+  chosen recipe (chapter 7).
 * ``smoke``: a 4-run check of the engine (only by name).
 
 This module builds on :mod:`tripletutils.training` and :mod:`tripletutils.recipes`.
@@ -352,7 +357,7 @@ class Experiment:
     Attributes
     ----------
     name : str
-        The records go to ``notebooks/results/<name>/`` (one file per run,
+        The records go to ``tripletutils/results/<name>/`` (one file per run,
         :mod:`tripletutils.engine`).
     description : str
     seeds : tuple of int

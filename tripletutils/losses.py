@@ -197,7 +197,7 @@ def _as_labels(labels: ArrayLike, batch: int | None) -> Tensor:
 # Distances
 # --------------------------------------------------------------------------- #
 def _safe_sqrt(squared_distances: Tensor) -> Tensor:
-    """sqrt with a zero (not infinite) gradient where the argument is 0."""
+    """sqrt with a zero (not infinite) gradient where the argument is 0, any backend."""
     zero = ops.cast(ops.equal(squared_distances, 0.0), squared_distances.dtype)
     return ops.sqrt(squared_distances + zero * _EPS) * (1.0 - zero)
 
@@ -208,7 +208,13 @@ def pairwise_distances(embeddings: ArrayLike, squared: bool = False) -> Tensor:
     Uses ``|a|^2 - 2 a.b + |b|^2`` (one matrix product), clips tiny negative
     values from round-off to 0, and takes the square root with a mask plus an
     epsilon so that the gradient stays finite (0) where two embeddings are
-    identical, including each embedding with itself on the diagonal.
+    identical, including each embedding with itself on the diagonal. The root
+    is never taken at an exact zero (the masked entries are evaluated at
+    ``sqrt(1e-16)``, whose derivative ``5e7`` is finite, then multiplied by 0),
+    so this holds on every Keras backend. Masking *after* a plain ``ops.sqrt``
+    is not enough: TensorFlow returns a zero gradient where the incoming
+    gradient is 0, but JAX and PyTorch compute ``0 / (2 * sqrt(0))``, which is
+    NaN.
 
     Parameters
     ----------

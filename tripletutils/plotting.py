@@ -238,8 +238,9 @@ def plot_retrieval_grid(
 ):
     """One row per query: the query, then its nearest references in order.
 
-    A neighbour of another class than the query gets a red frame and its
-    label in red, so retrieval failures stand out.
+    A neighbour of another class than the query gets an orange (the
+    colour-blind palette's vermilion) frame and its label in the same colour,
+    so retrieval failures stand out.
 
     Parameters
     ----------

@@ -6,7 +6,9 @@
 * :data:`IMPROVED_RECIPE`: the same network and budget, with pixels in [0, 1],
   a linear and L2-normalised embedding, and random triplets drawn anew every
   epoch.
-* :data:`BEST_RECIPE`: the book's best recipe (chapters 7, 8 and 10).
+* :data:`BEST_RECIPE`: the book's best recipe (chapters 7 and 10; chapter 8
+  runs chapter 7's search again on the digits 0-5 instead, see
+  :data:`tripletutils.experiments.UNSEEN_CANDIDATES`).
 * :data:`FAST_SEED_RECIPE`, :data:`FAST_IMPROVED_RECIPE` and
   :data:`BEST_FIT_RECIPE`: the same recipes with other speed settings (the
   loop, fused branches, steps per call, precision), which leave the batches
@@ -73,15 +75,21 @@ IMPROVED_RECIPE = dataclasses.replace(
     l2_normalize=True,
     raw_pixels=False,
 )
-#: The book's best recipe, used in chapters 7, 8 and 10. A LeNet-style
-#: network, a 64-d embedding on the unit sphere, batch-all mining on 10 x 16
-#: batches with margin 0.2, Adam from 3e-3 with cosine decay, 2,000 steps
-#: (about 1.5 minutes on 2 CPU cores). Chapter 7's search chose it on the
-#: validation split (``tripletutils.experiments.RECIPE_CANDIDATES``, the
-#: experiment ``recipe_search``). It trains with the compiled loop, 100 steps
-#: per call and bfloat16 computations: the experiment ``fast_loop`` compares it
-#: over seeds with the same recipe run by ``fit`` in float32
-#: (:data:`BEST_FIT_RECIPE`).
+#: The book's best recipe, used in chapters 7 and 10 (chapter 8 does not train
+#: it: its candidates are chapter 7's, rebuilt from the search's starting recipe
+#: on the digits 0-5). A LeNet-style network, a 64-d embedding on the unit
+#: sphere, batch-all mining on 10 x 16 batches with margin 0.2, Adam from 3e-3
+#: with cosine decay, 2,000 steps (about 1.5 minutes on 2 CPU cores that compute
+#: bfloat16 natively; about 3 minutes in float32 on one thread of the book's
+#: 2-core AMD EPYC, in the experiment records). Chapter 7's search chose it on
+#: the validation split (``tripletutils.experiments.RECIPE_CANDIDATES``, the
+#: experiment ``recipe_search``), among one-change variations of a starting
+#: recipe that earlier, test-scored tries produced (see book/protocol.md). It
+#: trains with the compiled loop and 100 steps per call, and asks for bfloat16
+#: computations (computed in bfloat16 only where the machine does it natively:
+#: :func:`tripletutils.training.compute_precision`): the experiment
+#: ``fast_loop`` compares it over seeds with the same recipe run by ``fit`` in
+#: float32 (:data:`BEST_FIT_RECIPE`).
 BEST_RECIPE = Recipe(
     name="best",
     mining="batch_all",
@@ -114,13 +122,15 @@ _FAST_SETTINGS = {
 }
 
 #: The seed recipe with the fast settings (the compiled loop, fused branches,
-#: 100 steps per call and bfloat16 computations, with float32 weights and
-#: loss). It trains on the same batches as SEED_RECIPE; the experiment
+#: 100 steps per call, bfloat16 computations where the machine does them
+#: natively and float32 ones elsewhere, float32 weights and loss). It trains on
+#: the same batches as SEED_RECIPE; the experiment
 #: ``fast_loop`` compares the results over seeds.
 FAST_SEED_RECIPE = dataclasses.replace(SEED_RECIPE, name="seed_fast", **_FAST_SETTINGS)
 
 #: The improved recipe with the fast settings of :data:`FAST_SEED_RECIPE`
-#: (the recipe chapter 4 trains and chapter 5 evaluates).
+#: (the recipe chapter 4 trains and chapter 5 evaluates). No experiment
+#: compares it over seeds with IMPROVED_RECIPE run by ``fit`` yet.
 FAST_IMPROVED_RECIPE = dataclasses.replace(
     IMPROVED_RECIPE, name="improved_fast", **_FAST_SETTINGS
 )

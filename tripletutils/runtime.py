@@ -5,9 +5,10 @@ loads its C++ libraries ("oneDNN custom operations are on", "Could not find
 cuda drivers", "failed call to cuInit"). Most are logged *before* Abseil's
 logging is initialised, so ``TF_CPP_MIN_LOG_LEVEL`` does not filter them (we
 measured this with tensorflow and tensorflow-cpu 2.21), and the only variable
-that removes the oneDNN line, ``TF_ENABLE_ONEDNN_OPTS=0``, also makes CPU
-training about 1.6 times slower. In Jupyter those lines land in the notebook
-as red stderr blocks.
+that removes the oneDNN line, ``TF_ENABLE_ONEDNN_OPTS=0``, also turns oneDNN
+off, which slows CPU training: on the book's 2-core AMD EPYC with AVX2, oneDNN
+made training 1.3 times faster (see :func:`import_tensorflow`). In Jupyter
+those lines land in the notebook as red stderr blocks.
 
 :func:`import_tensorflow` therefore sets the logging variables *and* points
 file descriptor 2 at ``/dev/null`` for the duration of the import and of the
@@ -66,8 +67,8 @@ def import_tensorflow(min_log_level: int = 3) -> ModuleType:
 
     It also sets ``TF_ENABLE_ONEDNN_OPTS=1`` if the variable is not set yet:
     TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 or AMX; on
-    a 2-core AMD EPYC with AVX2 it made training 1.3 times faster (300 steps
-    of the book's best recipe in float32: 19.9 s instead of 25.2 s).
+    the book's 2-core AMD EPYC with AVX2 it made training 1.3 times faster
+    (300 steps of the book's best recipe in float32: 19.9 s instead of 25.2 s).
 
     Returns
     -------

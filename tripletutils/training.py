@@ -761,11 +761,15 @@ def compute_precision(recipe: Recipe) -> str:
 
     ``precision="mixed_bfloat16"`` is a speed setting, and bfloat16 is fast
     only where the hardware computes it: elsewhere TensorFlow emulates it, about
-    eight times slower than float32 (see
+    eight times slower than float32 on the book's 2-core AMD EPYC (see
     :func:`tripletutils.runtime.bfloat16_is_native`). So a bfloat16 recipe
     trains in bfloat16 where that is native and in float32 elsewhere; the
-    batches are the same, and the experiment ``fast_loop`` shows that the
-    results stay within the float32 runs' intervals. ``"float32"`` and
+    batches are the same. Where the experiment ``fast_loop`` computed the fast
+    settings in bfloat16, it found no difference from float32 ``fit``
+    (overlapping intervals over seeds) for the two recipes it tests: the seed
+    recipe, on the test triplets, and the best recipe, on the validation
+    split. It says nothing about other recipes, and overlapping intervals do
+    not show that results are unchanged. ``"float32"`` and
     ``"mixed_float16"`` are kept as asked. ``train`` records the answer in
     ``history["precision"]``; set ``TRIPLETUTILS_BFLOAT16=1`` to force bfloat16.
 
@@ -830,6 +834,7 @@ def train(
         A multiple of ``steps_per_execution``. Every so many steps (and at
         the end), :class:`~tripletutils.monitor.Monitor` records retrieval on
         the validation split and diagnostics on a probe of 200 of its images
+        (the first of each class, then the second, ...: ``Monitor.probe``)
         (``history["monitor"]``; keep the split to a few thousand images).
     log_dir : str or Path, optional
         Write TensorBoard logs there (every ``validate_every`` steps, else

@@ -1,0 +1,82 @@
+"""tools/chapter_stats.py: cells, reading time and exercises per chapter."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location(
+    "chapter_stats", ROOT / "tools/chapter_stats.py"
+)
+stats = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stats)
+
+
+def _notebook(tmp_path, cells):
+    nb = {
+        "cells": [
+            {"cell_type": kind, "source": source, "metadata": {}}
+            for kind, source in cells
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = tmp_path / "99_toy.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+EXERCISES = """## Exercises
+
+1. First question, with a {glue:text}`role:.2f` inside.
+
+   :::{dropdown} Solution
+   Worked.
+   :::
+
+2. Second question, only a hint.
+
+## Next steps
+
+3. Not an exercise: under another heading.
+"""
+
+
+def test_counts_cells_words_code_and_exercises(tmp_path):
+    path = _notebook(
+        tmp_path,
+        [
+            ("markdown", "# Title\n\nfive words of plain prose"),
+            ("code", "x = 1\n\ny = 2\n"),
+            ("markdown", EXERCISES),
+        ],
+    )
+    s = stats.chapter_stats(path)
+    assert (s["cells"], s["markdown"], s["code"]) == (3, 2, 1)
+    assert s["code_lines"] == 2
+    assert (s["exercises"], s["solved"]) == (2, 1)
+    words = len("# Title five words of plain prose".split())
+    assert s["words"] > words  # the exercise text counts as prose too
+    assert abs(s["minutes"] - (s["words"] / 150 + 2 / 20)) < 1e-9
+
+
+def test_a_chapter_without_exercises_has_none(tmp_path):
+    s = stats.chapter_stats(_notebook(tmp_path, [("markdown", "# Only prose")]))
+    assert (s["exercises"], s["solved"]) == (0, 0)
+
+
+def test_limits_set_the_exit_code(tmp_path, capsys):
+    path = _notebook(tmp_path, [("markdown", "# A"), ("code", "x = 1")])
+    assert stats.main([str(path), "--limit-cells", "2"]) == 0
+    assert stats.main([str(path), "--limit-cells", "1"]) == 1
+    assert "above the limits: 99_toy" in capsys.readouterr().out
+
+
+def test_every_chapter_is_counted():
+    chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert chapters
+    for path in chapters:
+        s = stats.chapter_stats(path)
+        assert s["cells"] == s["markdown"] + s["code"] and s["exercises"] >= 1, path
+        assert 0 <= s["solved"] <= s["exercises"]
