@@ -46,7 +46,8 @@ def _worker_out(metrics, code, seconds=2.0):
 def _write_fake_records(folder, code, rows=False):
     for run in E.plan("fake"):
         metrics = {"score": run.seed + (0.5 if run.candidate == "b" else 0.0)}
-        record = E._record(run, _worker_out([metrics] if rows else metrics, code))
+        out = [metrics] if rows is True else metrics  # rows="dict": one row, a dict
+        record = E._record(run, _worker_out(out, code))
         E._write_atomically(run.path(folder), json.dumps(record))
 
 
@@ -163,6 +164,10 @@ def test_load_results_builds_the_chapters_view_from_records(tmp_path, monkeypatc
     _write_fake_records(tmp_path / "rows", E._current_code(), rows=True)
     rows = E.load_results("fake", tmp_path / "rows")["runs"][0]["metrics"]
     assert rows == {"runs": [{"score": 0.0}, {"score": 0.5}]}  # candidate order
+    # a run of table rows may give its one row as a dict (online_mining does)
+    _write_fake_records(tmp_path / "one_row", E._current_code(), rows="dict")
+    rows = E.load_results("fake", tmp_path / "one_row")["runs"][1]["metrics"]
+    assert rows == {"runs": [{"score": 1.0}, {"score": 1.5}]}
 
 
 def test_a_missing_or_corrupt_record_is_named(tmp_path, monkeypatch):

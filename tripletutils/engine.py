@@ -810,6 +810,11 @@ def _run_all(
     return done, failed
 
 
+def _rows(metrics: Union[Dict, List[Dict]]) -> List[Dict]:
+    """A run's table rows: its list of rows, or its one row (a dict)."""
+    return [metrics] if isinstance(metrics, dict) else list(metrics)
+
+
 def load_results(
     name: str,
     folder: Union[str, Path] = RESULTS,
@@ -883,7 +888,7 @@ def load_results(
     for seed in exp.seeds:
         mine = [records[r.run_id] for r in runs if r.seed == seed]
         if exp.rows:
-            metrics = {"runs": [row for rec in mine for row in rec["metrics"]]}
+            metrics = {"runs": [row for rec in mine for row in _rows(rec["metrics"])]}
         else:
             metrics = {rec["candidate"]: rec["metrics"] for rec in mine}
         seconds = math.fsum(rec["seconds"] for rec in mine)
