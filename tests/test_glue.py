@@ -14,6 +14,7 @@ cited from elsewhere (the seed's README, a paper), a setting chosen by the book
 prose uses must be defined by a ``glue(...)`` call in that chapter.
 """
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -116,3 +117,38 @@ def test_every_glue_key_is_defined_in_the_chapter(nb):
     assert not missing, (
         f"glue keys used in prose but not in any cell's output: {missing}"
     )
+
+
+GLUE_FORMATTED = re.compile(r"\{glue(?::\w+)?\}`([^`:]+):[^`]+`")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_formatted_glue_values_are_plain_numbers(nb):
+    """A key shown with a format (``{glue:text}`k:.2f```) must hold a plain number.
+
+    myst-nb formats the stored text, so ``np.float64(2.17)`` (NumPy 2's repr)
+    fails to format: a warning, and with ``-W`` a failed book build.
+    """
+    cells = _cells(nb)
+    formatted = {
+        key
+        for c in cells
+        if c["cell_type"] == "markdown"
+        for key in GLUE_FORMATTED.findall("".join(c["source"]))
+    }
+    bad = []
+    for c in cells:
+        for out in c.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name not in formatted:
+                continue
+            text = "".join(
+                v for k, v in out.get("data", {}).items() if k.endswith("text/plain")
+            )
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                bad.append(f"{name}: {text[:40]}")
+    assert not bad, f"glue float(...) or int(...) for these: {bad}"
