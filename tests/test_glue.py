@@ -96,15 +96,20 @@ def test_result_figures_in_prose_are_glued(nb):
     )
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_every_glue_key_is_defined_in_the_chapter(nb):
-    cells = _cells(nb)
-    used = {
+def _prose_keys(cells, pattern):
+    """The glue keys a chapter's markdown cells refer to through ``pattern``."""
+    return {
         key
         for c in cells
         if c["cell_type"] == "markdown"
-        for key in GLUE_ROLE.findall("".join(c["source"]))
+        for key in pattern.findall("".join(c["source"]))
     }
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_glue_key_is_defined_in_the_chapter(nb):
+    cells = _cells(nb)
+    used = _prose_keys(cells, GLUE_ROLE)
     defined = set()
     for c in cells:
         if c["cell_type"] != "code":
@@ -130,12 +135,7 @@ def test_formatted_glue_values_are_plain_numbers(nb):
     fails to format: a warning, and with ``-W`` a failed book build.
     """
     cells = _cells(nb)
-    formatted = {
-        key
-        for c in cells
-        if c["cell_type"] == "markdown"
-        for key in GLUE_FORMATTED.findall("".join(c["source"]))
-    }
+    formatted = _prose_keys(cells, GLUE_FORMATTED)
     bad = []
     for c in cells:
         for out in c.get("outputs", []):
