@@ -85,6 +85,8 @@ def test_every_experiment_has_distinct_candidates_and_serialisable_configs():
         "smoke",
         "transfer_validation",
         "transfer_test",
+        "transfer_knobs",
+        "transfer_folds_test",
     ]
     assert E._dependency_order(list(X.EXPERIMENTS))  # no cycle, no unknown name
 
@@ -201,14 +203,18 @@ def test_a_docstring_edit_keeps_records_fresh_a_code_change_makes_them_stale(
     doc = _package_copy(
         tmp_path / "doc", lambda s: s.replace('"""Triplet losses', '"""Losses', 1)
     )
-    monkeypatch.setattr(E, "_current_code", lambda: code_fingerprint(folder=doc))
+    monkeypatch.setattr(
+        E, "_current_code", lambda name=None: code_fingerprint(folder=doc)
+    )
     assert E.load_results("fake", tmp_path)["records"] == 4
     assert E.check_records(tmp_path) == []
 
     code = _package_copy(
         tmp_path / "code", lambda s: s.replace("_EPS = 1e-16", "_EPS = 1e-15")
     )
-    monkeypatch.setattr(E, "_current_code", lambda: code_fingerprint(folder=code))
+    monkeypatch.setattr(
+        E, "_current_code", lambda name=None: code_fingerprint(folder=code)
+    )
     with pytest.raises(ValueError, match="4 records made by other code") as err:
         E.load_results("fake", tmp_path)
     for run in E.plan("fake"):
@@ -658,3 +664,25 @@ def test_two_engines_at_once_leave_whole_records(tmp_path, reference):
     done = sorted(int(out.rsplit(" runs done", 1)[0].split()[-1]) for out in outs)
     assert done == [0, 4]  # the second found everything fresh
     assert _metrics(tmp_path) == expected
+
+
+def test_an_experiments_code_is_what_its_run_needs(tmp_path, monkeypatch):
+    """Adding or changing one experiment leaves the others' records fresh."""
+    names = ["_smoke_run"]
+    here = code_fingerprint(entry_points={"experiments.py": names})
+    assert E._current_code("smoke") == here != E._current_code()
+    assert E._current_code("smoke") != E._current_code("transfer_validation")
+    copy = tmp_path / "package"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (copy / "experiments.py").read_text()
+    neighbour = source + "\n\ndef _another_run(key, seed, mnist):\n    return {}\n"
+    (copy / "experiments.py").write_text(neighbour)
+    assert code_fingerprint(folder=copy, entry_points={"experiments.py": names}) == here
+    assert "steps=20, embedding_dim=16" in source
+    (copy / "experiments.py").write_text(
+        neighbour.replace("steps=20, embedding_dim=16", "steps=21, embedding_dim=16")
+    )
+    assert code_fingerprint(folder=copy, entry_points={"experiments.py": names}) != here
+    # a test's experiment (its run defined outside the package): the whole code
+    monkeypatch.setitem(X.EXPERIMENTS, "fake", _fake_experiment())
+    assert E._current_code("fake") == E._current_code()

@@ -11,6 +11,7 @@ from tripletutils.fingerprint import (
     TRAINING_MODULES,
     code_fingerprint,
     data_fingerprint,
+    definitions_fingerprint,
     source_fingerprint,
 )
 
@@ -169,3 +170,81 @@ def test_training_modules_list_every_module_a_run_imports():
     )
     imported = {m.split(".", 1)[1] + ".py" for m in out.stdout.split()}
     assert imported - {"fingerprint.py"} <= set(TRAINING_MODULES), imported
+
+
+DEFINITIONS = """\"\"\"Two experiments.\"\"\"
+import math
+from typing import Dict
+
+SCALE = 2.0
+OTHER = 3.0
+
+
+def _helper(x):
+    return math.sqrt(x) * SCALE
+
+
+def run_a(x) -> Dict:
+    \"\"\"A's run.\"\"\"
+    return {"a": _helper(x)}
+
+
+def run_b(x):
+    return {"b": x * OTHER}
+"""
+
+
+def test_definitions_fingerprint_follows_what_an_entry_point_needs():
+    base = definitions_fingerprint(DEFINITIONS, ["run_a"])
+    assert len(base) == 16 and base != definitions_fingerprint(DEFINITIONS, ["run_b"])
+    same = [
+        DEFINITIONS + "\n\ndef run_c():\n    return 1\n",  # a new neighbour
+        DEFINITIONS.replace("x * OTHER", "x * OTHER + 1"),  # a changed neighbour
+        DEFINITIONS.replace("OTHER = 3.0", "OTHER = 4.0"),  # what only B needs
+        DEFINITIONS.replace('"""A\'s run."""', '"""Run A."""'),  # a docstring
+    ]
+    for source in same:
+        assert definitions_fingerprint(source, ["run_a"]) == base
+    changed = [
+        DEFINITIONS.replace("SCALE = 2.0", "SCALE = 2.5"),  # through _helper
+        DEFINITIONS.replace("math.sqrt(x)", "math.exp(x)"),
+        DEFINITIONS.replace("import math", "import cmath as math"),
+        DEFINITIONS + "\nSCALE = 1.0\n",  # rebinds a needed name
+        DEFINITIONS + "\nif SCALE:\n    print('imported')\n",  # runs on import
+    ]
+    for source in changed:
+        assert definitions_fingerprint(source, ["run_a"]) != base
+    both = definitions_fingerprint(DEFINITIONS, ["run_a", "run_b"])
+    assert both == definitions_fingerprint(DEFINITIONS, ["run_b", "run_a"])
+    assert both not in (base, definitions_fingerprint(DEFINITIONS, ["run_b"]))
+
+
+def test_definitions_fingerprint_rejects_bad_input():
+    with pytest.raises(TypeError):
+        definitions_fingerprint(b"x = 1", ["x"])
+    with pytest.raises(TypeError):
+        definitions_fingerprint(DEFINITIONS, "run_a")
+    with pytest.raises(ValueError, match="empty"):
+        definitions_fingerprint(DEFINITIONS, [])
+    with pytest.raises(ValueError, match="run_z"):
+        definitions_fingerprint(DEFINITIONS, ["run_a", "run_z"])
+    with pytest.raises(ValueError, match="not valid Python"):
+        definitions_fingerprint("def (:", ["x"])
+
+
+def test_code_fingerprint_with_entry_points(tmp_path):
+    (tmp_path / "other.py").write_text("X = 1\n")
+    (tmp_path / "exp.py").write_text(DEFINITIONS)
+    modules = ["other.py", "exp.py"]
+    whole = code_fingerprint(modules, tmp_path)
+    a = code_fingerprint(modules, tmp_path, entry_points={"exp.py": ["run_a"]})
+    assert a != whole
+    (tmp_path / "exp.py").write_text(DEFINITIONS.replace("OTHER = 3.0", "OTHER = 5"))
+    assert code_fingerprint(modules, tmp_path, entry_points={"exp.py": ["run_a"]}) == a
+    assert code_fingerprint(modules, tmp_path) != whole
+    (tmp_path / "other.py").write_text("X = 2\n")  # whole modules still count
+    assert code_fingerprint(modules, tmp_path, entry_points={"exp.py": ["run_a"]}) != a
+    with pytest.raises(ValueError, match="not in modules"):
+        code_fingerprint(modules, tmp_path, entry_points={"third.py": ["f"]})
+    with pytest.raises(TypeError):
+        code_fingerprint(modules, tmp_path, entry_points=[("exp.py", ["run_a"])])

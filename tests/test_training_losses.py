@@ -251,3 +251,65 @@ def test_pair_losses_train_in_both_loops(tiny_data, loss, options):
     assert histories[1]["monitor"][-1]["precision_at_1"] == pytest.approx(
         histories[0]["monitor"][-1]["precision_at_1"]
     )
+
+
+@pytest.mark.parametrize(
+    "loss, settings, match",
+    [
+        ("contrastive", {"pos_margin": 0.5, "neg_margin": 0.5}, "greater than"),
+        ("contrastive", {"pos_margin": -0.1}, "non-negative"),
+        ("multi_similarity", {"alpha": 0.0}, "positive"),
+        ("multi_similarity", {"base": 1.5}, r"\[-1, 1\]"),
+        ("multi_similarity", {"base": float("nan")}, r"\[-1, 1\]"),
+        ("supervised_contrastive", {"temperature": -0.1}, "positive"),
+        ("triplet", {}, "one of"),
+    ],
+)
+def test_pair_loss_settings_rejects_what_the_loss_rejects(loss, settings, match):
+    with pytest.raises(ValueError, match=match):
+        L.pair_loss_settings(loss, **settings)
+    if loss in CLASSES:  # the loss function and its class reject it alike
+        fn = CLASSES[loss]._fn
+        with pytest.raises(ValueError, match=match):
+            fn([0, 1], [[0.0, 1.0], [1.0, 0.0]], **settings)
+        with pytest.raises(ValueError, match=match):
+            CLASSES[loss](**settings)
+
+
+def test_pair_loss_settings_gives_every_setting_checked():
+    assert L.pair_loss_settings("contrastive") == {
+        "pos_margin": 0.0,
+        "neg_margin": 1.0,
+        "squared": False,
+    }
+    got = L.pair_loss_settings("multi_similarity", alpha=1, beta=40)
+    assert got == {"alpha": 1.0, "beta": 40.0, "base": 0.5, "epsilon": 0.1}
+    assert all(type(v) is float for v in got.values())
+    with pytest.raises(TypeError):
+        L.pair_loss_settings("contrastive", margin=0.2)  # not a setting of it
+    with pytest.raises(TypeError):
+        L.pair_loss_settings("supervised_contrastive", temperature="0.1")
+    with pytest.raises(TypeError):
+        L.pair_loss_settings(3)
+
+
+def test_a_pair_loss_recipe_starts_no_runtime():
+    """An engine worker sets one thread after importing the experiments module,
+    whose recipes are built at import: building one must run no operation."""
+    import subprocess
+    import sys
+
+    code = (
+        "from tripletutils.training import Recipe\n"
+        "import tensorflow as tf\n"
+        "for loss in ('contrastive', 'multi_similarity', 'supervised_contrastive'):\n"
+        "    Recipe('r', loss=loss)\n"
+        "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+        "tf.config.threading.set_inter_op_parallelism_threads(1)\n"
+        "print('threads set')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "threads set" in out.stdout

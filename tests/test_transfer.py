@@ -379,7 +379,7 @@ def records(tmp_path, monkeypatch):
     for every method but softmax)."""
     monkeypatch.setattr(E, "_mnist", lambda: ((None, None), (None, None)))
     monkeypatch.setattr(E, "_mnist_fingerprint", lambda mnist: "d" * 16)
-    code = E._current_code()
+    code = E._current_code("transfer_validation")
     for run in E.plan("transfer_validation"):
         c = run.config["candidate"]
         better = (c["learning_rate"] == 3e-3) != (c["method"] == "softmax")
@@ -412,10 +412,14 @@ def test_transfer_test_candidates_are_chosen_from_the_validation_records(records
     for method in X.TRANSFER_METHODS:
         lr = 1e-3 if method == "softmax" else 3e-3
         c = configs[method]
-        assert (c["method"], c["learning_rate"], c["p"], c["k"]) == (method, lr, 6, 16)
-        assert c["base"] == dataclasses.asdict(X.TRANSFER_BASE)
-        assert c["settings"] == X.TRANSFER_LOSS_SETTINGS[method]
-    assert configs["cosine"]["settings"]["temperature"] == 0.05
+        recipe = c["recipe"]
+        assert (c["method"], c["learning_rate"]) == (method, lr)
+        assert (recipe["p"], recipe["k"], recipe["learning_rate"]) == (6, 16, lr)
+        assert recipe == dataclasses.asdict(X.transfer_recipe(method, lr, final=True))
+        for name in ("network", "embedding_dim", "steps", "precision"):
+            assert recipe[name] == getattr(X.TRANSFER_BASE, name)
+    assert configs["cosine"]["head"] == {"head": "cosine", "temperature": 0.05}
+    assert configs["batch_all"]["head"] == {}
     assert configs["pca"]["components"] == 64 and configs["pca"]["whiten"] is False
     lines = []
     counts = E.run_experiments(
@@ -540,3 +544,138 @@ def test_tiny_real_runs_of_each_kind(monkeypatch):
         assert 0 <= run["val_map_at_r"] <= 1 and 0 <= run["val_backbone_map_at_r"] <= 1
     run = X._transfer_test_run("softmax", 0, mnist, {"learning_rate": 1e-3})
     assert 0 <= run["test_unseen_map_at_r"] <= 1 and run["fit_seconds"] > 0
+
+
+# ------------------------------------------------ knobs and fold models
+
+
+def test_knob_methods_are_the_best_triplet_method_and_classifier(records):
+    validation = E.load_results("transfer_validation", records)
+    chosen = X.knob_methods(validation)
+    # the fixture's scores tie across methods at their chosen rates: the first
+    assert chosen["triplet"]["method"] == "batch_all"
+    assert chosen["triplet"]["learning_rate"] == 3e-3
+    assert chosen["classifier"]["method"] == "softmax"
+    assert chosen["classifier"]["learning_rate"] == 1e-3
+    assert chosen["triplet"]["score"] == pytest.approx(0.61)  # 0.5 + 0.1 + 0.01
+    # one triplet method ahead on every fold: it is chosen
+    for per_seed in validation["runs"]:
+        for m in per_seed["metrics"].values():
+            if m["method"] == "semi_hard" and m["learning_rate"] == 3e-3:
+                m["val_map_at_r"] += 0.001
+            if m["method"] == "cosine":
+                m["val_map_at_r"] += 0.002
+    chosen = X.knob_methods(validation)
+    assert chosen["triplet"]["method"] == "semi_hard"
+    assert chosen["classifier"] == {
+        "method": "cosine",
+        "learning_rate": 3e-3,
+        "score": pytest.approx(0.612),
+    }
+    with pytest.raises(ValueError, match="transfer_validation"):
+        X.knob_methods({"name": "transfer_test", "runs": []})
+
+
+def test_transfer_knobs_turn_one_knob_of_the_chosen_recipes(records):
+    runs = E.plan("transfer_knobs", folder=records)
+    assert len(runs) == len(X.TRANSFER_KNOB_KEYS) * 3 == (5 + 3) * 3 * 3
+    configs = {r.candidate: r.config["candidate"] for r in runs}
+    assert list(configs) == list(X.TRANSFER_KNOB_KEYS)
+    for key, c in configs.items():
+        base = X.transfer_recipe(c["method"], c["learning_rate"])
+        changed = {
+            name: value
+            for name, value in c["recipe"].items()
+            if value != getattr(base, name)
+        }
+        assert changed == c["changes"] == X.TRANSFER_KNOBS[c["knob"]]
+        assert c["method"] == ("batch_all" if c["role"] == "triplet" else "softmax")
+        assert key == f"{c['role']}_{c['knob']}_fold{c['fold']}"
+        assert c["held_out"] == list(X.TRANSFER_FOLDS[c["fold"]][1])
+    assert {c["knob"] for c in configs.values() if c["role"] == "classifier"} == {
+        "embedding_16",
+        "embedding_256",
+        "augment",
+    }
+
+
+def test_a_knob_run_trains_the_changed_recipe_on_its_fold(fake_training):
+    mnist = _tiny_mnist()
+    config = {
+        "role": "triplet",
+        "knob": "p2_k48",
+        "changes": {"p": 2, "k": 48},
+        "method": "batch_hard",
+        "learning_rate": 1e-3,
+        "fold": 2,
+    }
+    run = X._transfer_knobs_run("triplet_p2_k48_fold2", 1, mnist, config)
+    ((recipe, y, n),) = fake_training["train"]
+    assert (recipe.p, recipe.k, recipe.mining, recipe.learning_rate) == (
+        2,
+        48,
+        "batch_hard",
+        1e-3,
+    )
+    assert set(np.unique(y)) == set(X.TRANSFER_FOLDS[2][0])
+    ((labels, fold, shape),) = fake_training["scored"]
+    assert fold == 2 and set(np.unique(labels)) == set(X.TRANSFER_FOLDS[2][1])
+    assert shape[1] == 8  # the embedding's features
+    assert (run["knob"], run["role"], run["fold"]) == ("p2_k48", "triplet", 2)
+    assert 0 <= run["val_map_at_r"] <= 1 and 0 <= run["val_precision_at_1"] <= 1
+    json.dumps(run)
+    classifier = {**config, "role": "classifier", "knob": "augment"}
+    classifier |= {"changes": {"augment": True}, "method": "cosine"}
+    X._transfer_knobs_run("classifier_augment_fold2", 1, mnist, classifier)
+    ((recipe, y, n, head),) = fake_training["classifier"]
+    assert recipe.augment and head == {"head": "cosine", "temperature": 0.05}
+    fake_training["diverge"] = True
+    stopped = X._transfer_knobs_run("triplet_p2_k48_fold2", 1, mnist, config)
+    assert stopped["val_map_at_r"] is None and stopped["stopped_at_step"] == 3
+
+
+def test_fold_models_are_scored_apart_and_concatenated(
+    records, fake_training, monkeypatch
+):
+    runs = E.plan("transfer_folds_test", folder=records)
+    assert len(runs) == 8 * 5
+    configs = {r.candidate: r.config["candidate"] for r in runs}
+    assert configs["softmax"]["learning_rate"] == 1e-3
+    assert configs["semi_hard"]["recipe"] == dataclasses.asdict(
+        X.transfer_recipe("semi_hard", 3e-3)
+    )
+    mnist = _tiny_mnist()
+    scored = {}
+    real = X._test_scores
+
+    def spy(e, y, part):
+        scored[part] = (None if e is None else e.copy(), np.asarray(y).copy())
+        return real(e, y, part)
+
+    monkeypatch.setattr(X, "_test_scores", spy)
+    run = X._transfer_folds_test_run("semi_hard", 0, mnist, configs["semi_hard"])
+    trained = [set(np.unique(y)) for _, y, _ in fake_training["train"]]
+    assert trained == [set(t) for t, _ in X.TRANSFER_FOLDS]
+    assert all(r.name.endswith("_fold") for r, *_ in fake_training["train"])
+    assert run["fit_seconds"] == pytest.approx(1.5)
+    for part in ("fold0_", "fold1_", "fold2_", ""):
+        assert 0 <= run[f"{part}test_unseen_map_at_r"] <= 1
+    # each fold model on the test digits 6-9 only, then the three side by side
+    _, (_, y_test) = mnist
+    unseen = y_test[np.isin(y_test, X.TRANSFER_TEST)]
+    assert sorted(scored) == [
+        "fold0_test_unseen",
+        "fold1_test_unseen",
+        "fold2_test_unseen",
+        "test_unseen",
+    ]
+    for e, y in scored.values():
+        np.testing.assert_array_equal(y, unseen)
+    parts = [scored[f"fold{f}_test_unseen"][0] for f in range(3)]
+    whole = np.concatenate(parts, axis=1)
+    whole /= np.linalg.norm(whole, axis=1, keepdims=True)
+    np.testing.assert_allclose(scored["test_unseen"][0], whole, rtol=1e-6)
+    assert scored["test_unseen"][0].shape == (len(unseen), 3 * 8)
+    assert not fake_training["scored"]  # no validation scoring here
+    none = X._transfer_folds_test_run("cosine", 0, mnist, {"learning_rate": None})
+    assert none["test_unseen_map_at_r"] is None and len(fake_training["train"]) == 3

@@ -303,8 +303,28 @@ def plan(
     return [Run(name, c, s, candidates[c]) for c in candidates for s in seeds]
 
 
-def _current_code() -> str:
-    return code_fingerprint()
+def _current_code(experiment: Optional[str] = None) -> str:
+    """The fingerprint of the code an experiment's runs compute with.
+
+    The training modules, with :mod:`tripletutils.experiments` counted only
+    through the definitions its run function (and its candidate chooser)
+    need: adding or changing another experiment leaves its records fresh. An
+    experiment whose functions live elsewhere (a test's), or none named: the
+    whole of every training module.
+    """
+    if experiment is None:
+        return code_fingerprint()
+    exp = EXPERIMENTS[experiment]
+    names = [
+        fn.__name__
+        for fn in (exp.run, exp.candidates)
+        if callable(fn)
+        and getattr(fn, "__module__", None) == "tripletutils.experiments"
+        and getattr(sys.modules[fn.__module__], fn.__name__, None) is fn
+    ]
+    if not names or not callable(exp.run) or exp.run.__name__ not in names:
+        return code_fingerprint()
+    return code_fingerprint(entry_points={"experiments.py": names})
 
 
 def _read_record(path: Path) -> Tuple[Optional[Dict], Optional[str]]:
@@ -386,7 +406,7 @@ def _one_thread() -> None:
 def _start_worker() -> None:
     """A pool worker's start: one thread, and the fingerprint of its code."""
     _one_thread()
-    _WORKER["code"] = _current_code()
+    _WORKER["code"] = {name: _current_code(name) for name in EXPERIMENTS}
 
 
 def _mnist() -> tuple:
@@ -418,7 +438,10 @@ def _execute(
     _one_thread()
     from .runtime import bfloat16_is_native, hardware_info
 
-    code = _WORKER.setdefault("code", _current_code())
+    codes = _WORKER.setdefault("code", {})
+    if experiment not in codes:
+        codes[experiment] = _current_code(experiment)
+    code = codes[experiment]
     mnist = _mnist()
     started = time.perf_counter()
     exp = EXPERIMENTS[experiment]
@@ -427,7 +450,7 @@ def _execute(
     else:
         metrics = exp.run(candidate, seed, mnist)
     seconds = time.perf_counter() - started
-    now = _current_code()
+    now = _current_code(experiment)
     if now != code:
         raise RuntimeError(
             f"the package's code changed during the run (fingerprint {code} when "
@@ -680,7 +703,8 @@ def run_experiments(
     )
     try:
         with _locked(folder, log):
-            expected = (_current_code(), _mnist_fingerprint(_mnist()))
+            data = _mnist_fingerprint(_mnist())
+            expected = {name: (_current_code(name), data) for name in EXPERIMENTS}
             for wave in waves:
                 runs = []
                 for name in wave:
@@ -689,7 +713,7 @@ def run_experiments(
                     lacking = [
                         (dep, n)
                         for dep in exp.after
-                        if (n := _runs_lacking(dep, folder, expected))
+                        if (n := _runs_lacking(dep, folder, expected[dep]))
                     ]
                     if lacking:
                         dep, n = lacking[0]
@@ -711,7 +735,7 @@ def run_experiments(
                 counts["planned"] += len(runs)
                 todo, tally = [], {"fresh": 0, "stale": 0, "corrupt": 0}
                 for run in runs:
-                    status, problem = _run_status(run, folder, expected)
+                    status, problem = _run_status(run, folder, expected[run.experiment])
                     if status == "corrupt":
                         log(
                             f"corrupt record {run.path(folder)}: {problem}; "
@@ -781,10 +805,15 @@ def _run_all(
             try:
                 out = future.result()
                 got = (out["code_fingerprint"], out["data_fingerprint"])
-                if expected is not None and got != tuple(expected):
+                want = (
+                    expected.get(run.experiment)
+                    if isinstance(expected, Mapping)
+                    else expected
+                )
+                if want is not None and got != tuple(want):
                     raise RuntimeError(
                         f"the worker ran code {got[0]} on data {got[1]}, this "
-                        f"checkout has code {expected[0]} and data {expected[1]}"
+                        f"checkout has code {want[0]} and data {want[1]}"
                     )
             except Exception as err:  # one run's failure: the others go on
                 failed.append((run, err))
@@ -855,7 +884,7 @@ def load_results(
     if isinstance(accept_stale, str):
         raise TypeError("accept_stale must be a sequence of run ids, not a str")
     runs = plan(name, folder=folder)
-    code = _current_code()
+    code = _current_code(name)
     missing, corrupt, stale, records = [], [], [], {}
     for run in runs:
         record, problem = _read_record(run.path(folder))
@@ -928,7 +957,7 @@ def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
         Empty when every record is fresh.
     """
     folder = Path(folder)
-    code = _current_code()
+    codes: Dict[str, str] = {}
     problems = []
     planned: Dict[str, Union[set, str]] = {}
     for path in sorted(folder.glob("*/*.json")):
@@ -951,7 +980,9 @@ def check_records(folder: Union[str, Path] = RESULTS) -> List[str]:
             problems.append(f"{path}: its candidates cannot be chosen: {ids}")
         elif record["run_id"] not in ids:
             problems.append(f"{path}: belongs to no run of the current experiments")
-        elif record["code_fingerprint"] != code:
+        elif record["code_fingerprint"] != (
+            code := codes.get(name) or codes.setdefault(name, _current_code(name))
+        ):
             problems.append(
                 f"{path}: made by code {record['code_fingerprint']}, the current "
                 f"is {code}"

@@ -977,21 +977,15 @@ def transfer_recipe(method: str, learning_rate: float, final: bool = False) -> R
 
 
 def _recipe_config(method: str, learning_rate: float, final: bool) -> Dict:
-    """What defines a method's recipe, as a record's configuration names it.
-
-    Not the recipe itself: a :class:`~tripletutils.training.Recipe` with a pair
-    loss checks its settings by running the loss, which would start
-    TensorFlow's runtime when this module is imported (before an engine
-    worker sets it to one thread).
-    """
-    p, k = TRANSFER_FINAL_PK if final else (TRANSFER_BASE.p, TRANSFER_BASE.k)
+    """What a record's configuration says of a method's run: its whole recipe,
+    and a classifier's head."""
     return {
         "method": method,
         "learning_rate": learning_rate,
-        "p": p,
-        "k": k,
-        "base": dataclasses.asdict(TRANSFER_BASE),
-        "settings": TRANSFER_LOSS_SETTINGS[method],
+        "recipe": dataclasses.asdict(
+            transfer_recipe(method, learning_rate, final=final)
+        ),
+        "head": _head(method),
     }
 
 
@@ -1043,10 +1037,14 @@ def _train_transfer(
     y: np.ndarray,
     seed: int,
     final: bool,
+    changes: Optional[Mapping[str, object]] = None,
 ) -> _Trained:
-    """Train one method on a fold's four digits or (``final``) on the six."""
+    """Train one method on a fold's four digits or (``final``) on the six;
+    ``changes``: recipe fields that differ from the method's recipe."""
     classes = np.unique(y)
     recipe = transfer_recipe(method, learning_rate, final=final)
+    if changes:
+        recipe = dataclasses.replace(recipe, **changes)
     if method in TRANSFER_CLASSIFIERS:  # class ids 0..C-1, as a classifier needs
         net, _, history = train_softmax_baseline(
             recipe,
@@ -1347,6 +1345,196 @@ def _baseline_features(
     return lambda images: _unit(embed(net, recipe_inputs(TRANSFER_BASE, images)))
 
 
+#: The knobs of the transfer protocol, each one change to a method's chosen
+#: recipe, measured on the validation folds (features before the embedding
+#: layer are scored by every transfer_validation run already).
+TRANSFER_KNOBS: Dict[str, Dict[str, object]] = {
+    "embedding_16": {"embedding_dim": 16},
+    "embedding_256": {"embedding_dim": 256},
+    "no_l2": {"l2_normalize": False},
+    "augment": {"augment": True},
+    "p2_k48": {"p": 2, "k": 48},
+}
+#: The triplet methods of :data:`TRANSFER_METHODS`.
+TRANSFER_TRIPLET_METHODS = ("batch_all", "batch_hard", "semi_hard")
+#: The knobs each role's method turns: a classifier has no P x K batches and
+#: trains on features without L2 normalisation already.
+TRANSFER_KNOB_ROLES: Dict[str, Tuple[str, ...]] = {
+    "triplet": tuple(TRANSFER_KNOBS),
+    "classifier": ("embedding_16", "embedding_256", "augment"),
+}
+
+
+def knob_methods(validation: Mapping) -> Dict[str, Dict[str, object]]:
+    """The methods whose knobs are measured: the best triplet method and the
+    best classifier on the validation folds.
+
+    Parameters
+    ----------
+    validation : mapping
+        transfer_validation's results (:func:`tripletutils.engine.load_results`).
+
+    Returns
+    -------
+    dict
+        ``{"triplet": {"method", "learning_rate", "score"}, "classifier":
+        {...}}``: of :data:`TRANSFER_TRIPLET_METHODS` and of
+        :data:`TRANSFER_CLASSIFIERS`, the method (at its chosen learning rate)
+        with the highest mean of the selection metric over folds and seeds
+        (the first in :data:`TRANSFER_METHODS` on a tie).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`choose_transfer_configs`; ValueError also if every method
+        of a role diverged.
+    """
+    choice = choose_transfer_configs(validation)
+    metric, rates = choice["metric"], choice["learning_rates"]
+    means: Dict[Tuple[str, float], List[float]] = {}
+    for per_seed in validation["runs"]:
+        for m in per_seed["metrics"].values():
+            if rates.get(m["method"]) == m["learning_rate"]:
+                means.setdefault((m["method"], m["learning_rate"]), []).append(
+                    np.nan if m[metric] is None else float(m[metric])
+                )
+    out = {}
+    for role, methods in (
+        ("triplet", TRANSFER_TRIPLET_METHODS),
+        ("classifier", TRANSFER_CLASSIFIERS),
+    ):
+        scored = {
+            method: float(np.mean(means[(method, rates[method])]))
+            for method in methods
+            if rates[method] is not None
+        }
+        if not scored:
+            raise ValueError(f"every {role} method diverged on validation")
+        best = max(scored, key=lambda method: (scored[method], -methods.index(method)))
+        out[role] = {
+            "method": best,
+            "learning_rate": rates[best],
+            "score": scored[best],
+        }
+    return out
+
+
+def _knob_key(role: str, knob: str, fold: int) -> str:
+    return f"{role}_{knob}_fold{fold}"
+
+
+#: transfer_knobs' candidate names, known before the choice.
+TRANSFER_KNOB_KEYS = tuple(
+    _knob_key(role, knob, fold)
+    for role, knobs in TRANSFER_KNOB_ROLES.items()
+    for knob in knobs
+    for fold in range(len(TRANSFER_FOLDS))
+)
+
+
+def _transfer_knobs_candidates(results: Mapping[str, Dict]) -> Dict[str, Dict]:
+    """Each (role, knob, fold): the role's chosen method with one change."""
+    chosen = knob_methods(results["transfer_validation"])
+    candidates = {}
+    for role, knobs in TRANSFER_KNOB_ROLES.items():
+        method, lr = chosen[role]["method"], chosen[role]["learning_rate"]
+        for knob in knobs:
+            changes = TRANSFER_KNOBS[knob]
+            recipe = dataclasses.replace(transfer_recipe(method, lr), **changes)
+            for fold in range(len(TRANSFER_FOLDS)):
+                candidates[_knob_key(role, knob, fold)] = {
+                    "role": role,
+                    "knob": knob,
+                    "changes": changes,
+                    "method": method,
+                    "learning_rate": lr,
+                    "fold": fold,
+                    "recipe": dataclasses.asdict(recipe),
+                    "head": _head(method),
+                    "train_digits": list(TRANSFER_FOLDS[fold][0]),
+                    "held_out": list(TRANSFER_FOLDS[fold][1]),
+                }
+    return candidates
+
+
+def _transfer_knobs_run(key: str, seed: int, mnist: tuple, config: Dict) -> Dict:
+    method, lr, fold = config["method"], config["learning_rate"], config["fold"]
+    (x_tr, y_tr), (x_val, y_val) = fold_data(mnist, fold)
+    trained = _train_transfer(
+        method, lr, x_tr, y_tr, seed, final=False, changes=config["changes"]
+    )
+    run = {
+        "role": config["role"],
+        "knob": config["knob"],
+        "method": method,
+        "learning_rate": lr,
+        "fold": fold,
+        "train_digits": sorted(int(c) for c in np.unique(y_tr)),
+        "val_digits": sorted(int(c) for c in np.unique(y_val)),
+        "fit_seconds": trained.history["fit_seconds"],
+        "precision": trained.history["precision"],
+        "stopped_at_step": trained.history["stopped_at_step"],
+    }
+    if trained.diverged:
+        scores = {"val_precision_at_1": None, "val_map_at_r": None}
+    else:
+        scores = fold_validation_scores(
+            trained.features(x_val, "embedding"), y_val, fold
+        )
+    return run | scores
+
+
+#: transfer_folds_test's candidates, one per method: known before the choice.
+TRANSFER_FOLD_MODELS_KEYS = TRANSFER_METHODS
+
+
+def _transfer_folds_test_candidates(results: Mapping[str, Dict]) -> Dict[str, Dict]:
+    """Each method at its chosen learning rate, its three fold recipes."""
+    rates = choose_transfer_configs(results["transfer_validation"])["learning_rates"]
+    return {
+        method: {
+            "method": method,
+            "learning_rate": rates[method],
+            "recipe": None
+            if rates[method] is None
+            else dataclasses.asdict(transfer_recipe(method, rates[method])),
+            "head": _head(method),
+            "folds": [[list(t), list(h)] for t, h in TRANSFER_FOLDS],
+        }
+        for method in TRANSFER_METHODS
+    }
+
+
+def _transfer_folds_test_run(key: str, seed: int, mnist: tuple, config: Dict) -> Dict:
+    _, (x_test, y_test) = mnist
+    keep = np.isin(y_test, TRANSFER_TEST)
+    x_unseen, y_unseen = x_test[keep], y_test[keep]
+    lr = config["learning_rate"]
+    run: Dict[str, object] = {
+        "candidate": key,
+        "learning_rate": lr,
+        "fit_seconds": 0.0,
+        "precision": "float32",
+        "stopped_at_step": None,
+    }
+    parts: List[Optional[np.ndarray]] = []
+    for fold in range(len(TRANSFER_FOLDS)):
+        e = None
+        if lr is not None:
+            (x_tr, y_tr), _ = fold_data(mnist, fold)
+            trained = _train_transfer(key, lr, x_tr, y_tr, seed, final=False)
+            run["fit_seconds"] += trained.history["fit_seconds"]
+            run["precision"] = trained.history["precision"]
+            if trained.diverged:
+                run["stopped_at_step"] = trained.history["stopped_at_step"]
+            else:
+                e = trained.features(x_unseen, "embedding")
+        parts.append(e)
+        run |= _test_scores(e, y_unseen, f"fold{fold}_test_unseen")
+    whole = None if any(e is None for e in parts) else _unit(np.concatenate(parts, 1))
+    return run | _test_scores(whole, y_unseen, "test_unseen")
+
+
 #: A tiny experiment that checks the engine end to end (``make experiments
 #: NAME=smoke``; not run by default): two margins x two seeds of 20 steps on
 #: the first 1,000 training images of the book's split, scored on the first
@@ -1596,5 +1784,52 @@ EXPERIMENTS: Dict[str, Experiment] = {
         default=False,
         after=("transfer_validation",),
         candidate_keys=TRANSFER_METHODS + TRANSFER_BASELINES,
+    ),
+    "transfer_knobs": Experiment(
+        name="transfer_knobs",
+        description=(
+            "The transfer protocol's knobs, on the validation folds over 3 "
+            "seeds: the best triplet method and the best classifier of "
+            "transfer_validation (knob_methods), each at its chosen learning "
+            "rate with one change: a 16-d or 256-d embedding instead of 64-d, "
+            "light augmentation (random shifts and rotations); the triplet "
+            "method also without L2 normalisation in training, and with P x K "
+            "= 2 x 48 instead of 4 x 24. Scored as transfer_validation's runs "
+            "(the embedding's features, L2-normalised): no image of 6-9."
+        ),
+        seeds=(0, 1, 2),
+        candidates=_transfer_knobs_candidates,
+        common={
+            "split": _SPLIT,
+            "folds": [[list(t), list(h)] for t, h in TRANSFER_FOLDS],
+            "chosen_by": "knob_methods(transfer_validation)",
+        },
+        run=_transfer_knobs_run,
+        default=False,
+        after=("transfer_validation",),
+        candidate_keys=TRANSFER_KNOB_KEYS,
+    ),
+    "transfer_folds_test": Experiment(
+        name="transfer_folds_test",
+        description=(
+            "The transfer protocol's fold models on the test digits, over 5 "
+            "seeds (Musgrave et al. 2020 report these): each method at its "
+            "chosen learning rate trains its three fold recipes (4 x 24 images "
+            "a step on a fold's four training digits, as in "
+            "transfer_validation); each fold model's embedding of MNIST's test "
+            "images of 6-9, and the three concatenated (192-d, L2-normalised), "
+            "are scored leave-one-out: Precision@1, R-Precision and MAP@R."
+        ),
+        seeds=tuple(range(5)),
+        candidates=_transfer_folds_test_candidates,
+        common={
+            "split": _SPLIT,
+            "test": "MNIST's test images of 6-9, leave-one-out",
+            "chosen_by": "choose_transfer_configs(transfer_validation)",
+        },
+        run=_transfer_folds_test_run,
+        default=False,
+        after=("transfer_validation",),
+        candidate_keys=TRANSFER_FOLD_MODELS_KEYS,
     ),
 }

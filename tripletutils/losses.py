@@ -62,6 +62,7 @@ __all__ = [
     "contrastive_loss",
     "multi_similarity_loss",
     "supervised_contrastive_loss",
+    "pair_loss_settings",
     "OfflineTripletLoss",
     "BatchAllTripletLoss",
     "BatchHardTripletLoss",
@@ -679,6 +680,86 @@ def _l2_normalized(embeddings: Tensor) -> Tensor:
     return embeddings / ops.expand_dims(norm, 1)
 
 
+def _contrastive_settings(
+    pos_margin: float = 0.0, neg_margin: float = 1.0, squared: bool = False
+) -> Dict[str, Any]:
+    pos_margin = _check_margin(pos_margin, "pos_margin")
+    neg_margin = _check_margin(neg_margin, "neg_margin")
+    if neg_margin <= pos_margin:
+        raise ValueError(
+            f"neg_margin must be greater than pos_margin, got {neg_margin} <= "
+            f"{pos_margin}"
+        )
+    return {
+        "pos_margin": pos_margin,
+        "neg_margin": neg_margin,
+        "squared": _check_squared(squared),
+    }
+
+
+def _multi_similarity_settings(
+    alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, epsilon: float = 0.1
+) -> Dict[str, Any]:
+    alpha, beta = _check_positive(alpha, "alpha"), _check_positive(beta, "beta")
+    epsilon = _check_margin(epsilon, "epsilon")
+    if isinstance(base, bool) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a float, got {type(base).__name__}")
+    if not math.isfinite(base) or not -1.0 <= base <= 1.0:
+        raise ValueError(f"base must be a cosine similarity in [-1, 1], got {base}")
+    return {"alpha": alpha, "beta": beta, "base": float(base), "epsilon": epsilon}
+
+
+def _supervised_contrastive_settings(temperature: float = 0.1) -> Dict[str, Any]:
+    return {"temperature": _check_positive(temperature, "temperature")}
+
+
+_PAIR_SETTINGS = {
+    "contrastive": _contrastive_settings,
+    "multi_similarity": _multi_similarity_settings,
+    "supervised_contrastive": _supervised_contrastive_settings,
+}
+
+
+def pair_loss_settings(loss: str, **settings: Any) -> Dict[str, Any]:
+    """Check a pair loss's settings without running it (plain Python, no tensors).
+
+    What :class:`ContrastiveLoss` and its siblings check when they are built,
+    and what :class:`tripletutils.training.Recipe` checks for a recipe with a
+    pair loss: it starts no backend runtime, so it is safe where a process
+    has yet to set its thread count.
+
+    Parameters
+    ----------
+    loss : str
+        ``"contrastive"``, ``"multi_similarity"`` or ``"supervised_contrastive"``.
+    **settings
+        Keyword arguments of :func:`contrastive_loss`, :func:`multi_similarity_loss`
+        or :func:`supervised_contrastive_loss` other than ``labels`` and
+        ``embeddings``; an omitted one takes the function's default.
+
+    Returns
+    -------
+    dict
+        Every setting of the loss, by name, checked: floats as ``float``,
+        ``squared`` as ``bool``.
+
+    Raises
+    ------
+    TypeError
+        If ``loss`` is not a str, a setting is unknown to the loss, or a value
+        has the wrong type.
+    ValueError
+        If ``loss`` is not a pair loss, or a value is out of range (a negative
+        margin, ``neg_margin <= pos_margin``, a non-positive ``alpha``, ``beta``
+        or temperature, ``base`` outside [-1, 1]).
+    """
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a str, got {type(loss).__name__}")
+    if loss not in _PAIR_SETTINGS:
+        raise ValueError(f"loss must be one of {tuple(_PAIR_SETTINGS)}, got {loss!r}")
+    return _PAIR_SETTINGS[loss](**settings)
+
+
 def contrastive_loss(
     labels: ArrayLike,
     embeddings: ArrayLike,
@@ -724,14 +805,9 @@ def contrastive_loss(
         On bad shapes or dtypes, a negative, non-finite or misordered margin,
         or (eagerly) a non-empty batch of one class.
     """
-    pos_margin = _check_margin(pos_margin, "pos_margin")
-    neg_margin = _check_margin(neg_margin, "neg_margin")
-    if neg_margin <= pos_margin:
-        raise ValueError(
-            f"neg_margin must be greater than pos_margin, got {neg_margin} <= "
-            f"{pos_margin}"
-        )
-    squared = _check_squared(squared)
+    pos_margin, neg_margin, squared = _contrastive_settings(
+        pos_margin, neg_margin, squared
+    ).values()
     e = _as_embeddings(embeddings)
     y = _as_labels(labels, e.shape[0])
     _check_two_classes(y, "contrastive_loss")
@@ -787,12 +863,9 @@ def multi_similarity_loss(
         ``base`` outside [-1, 1], a negative ``epsilon``, or (eagerly) a
         non-empty batch of one class.
     """
-    alpha, beta = _check_positive(alpha, "alpha"), _check_positive(beta, "beta")
-    epsilon = _check_margin(epsilon, "epsilon")
-    if isinstance(base, bool) or not isinstance(base, numbers.Real):
-        raise TypeError(f"base must be a float, got {type(base).__name__}")
-    if not -1.0 <= base <= 1.0:
-        raise ValueError(f"base must be a cosine similarity in [-1, 1], got {base}")
+    alpha, beta, base, epsilon = _multi_similarity_settings(
+        alpha, beta, base, epsilon
+    ).values()
     e = _l2_normalized(_as_embeddings(embeddings))
     y = _as_labels(labels, e.shape[0])
     _check_two_classes(y, "multi_similarity_loss")
@@ -846,7 +919,7 @@ def supervised_contrastive_loss(
         On bad shapes or dtypes, a non-positive temperature, or (eagerly) a
         non-empty batch of one class.
     """
-    temperature = _check_positive(temperature, "temperature")
+    temperature = _supervised_contrastive_settings(temperature)["temperature"]
     e = _l2_normalized(_as_embeddings(embeddings))
     y = _as_labels(labels, e.shape[0])
     _check_two_classes(y, "supervised_contrastive_loss")
@@ -1128,14 +1201,13 @@ class _PairLossBase(_OnePerBatchMixin, keras.losses.Loss):
     """A Keras ``Loss`` around one of the pair losses, its settings in ``config``."""
 
     _fn: Any = None
+    _loss = ""
     _defaults: Dict[str, Any] = {}
 
     def __init__(self, name: str, **kwargs: Any) -> None:
         settings = {k: kwargs.pop(k, v) for k, v in self._defaults.items()}
         super().__init__(name=name, **kwargs)
-        # check the settings once, now: a call on a tiny two-class batch
-        type(self)._fn([0, 1], [[0.0, 1.0], [1.0, 0.0]], **settings)
-        self.settings = settings
+        self.settings = pair_loss_settings(self._loss, **settings)
 
     def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Tensor:
         return type(self)._fn(y_true, y_pred, **self.settings)
@@ -1161,6 +1233,7 @@ class ContrastiveLoss(_PairLossBase):
     """
 
     _fn = staticmethod(contrastive_loss)
+    _loss = "contrastive"
     _defaults = {"pos_margin": 0.0, "neg_margin": 1.0, "squared": False}
 
     def __init__(self, name: str = "contrastive_loss", **kwargs: Any) -> None:
@@ -1183,6 +1256,7 @@ class MultiSimilarityLoss(_PairLossBase):
     """
 
     _fn = staticmethod(multi_similarity_loss)
+    _loss = "multi_similarity"
     _defaults = {"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1}
 
     def __init__(self, name: str = "multi_similarity_loss", **kwargs: Any) -> None:
@@ -1202,6 +1276,7 @@ class SupervisedContrastiveLoss(_PairLossBase):
     """
 
     _fn = staticmethod(supervised_contrastive_loss)
+    _loss = "supervised_contrastive"
     _defaults = {"temperature": 0.1}
 
     def __init__(

@@ -401,8 +401,9 @@ class Recipe:
                     f"loss={self.loss!r} compares cosine similarities: squared must "
                     "be False"
                 )
-            try:  # the loss class checks its settings
-                make_loss(self)
+            extra = {"squared": self.squared} if self.loss == "contrastive" else {}
+            try:  # plain Python: no backend runtime starts here
+                L.pair_loss_settings(self.loss, **dict(options), **extra)
             except (TypeError, ValueError) as err:
                 raise type(err)(
                     f"loss_options {dict(options)} of loss={self.loss!r}: {err}"
