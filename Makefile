@@ -40,7 +40,7 @@ JB := $(VENV)/bin/jupyter-book
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
 .PHONY: setup lock test unit unit-all nbval nbval-kernels experiments book html browser booktests outputs bench clean \
-	lint citation lab publish test-oldest repo-url
+	lint citation lab publish test-oldest repo-url check-solutions
 
 setup: $(STAMP)
 
@@ -135,6 +135,9 @@ WORKERS ?= 2
 experiments: setup
 	$(PY) -m tripletutils.engine $(NAME) --workers $(WORKERS) \
 	    $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+check-solutions: setup
+	$(PY) tools/check_solutions.py $(NOTEBOOKS)
 
 outputs: setup
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
