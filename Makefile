@@ -40,7 +40,7 @@ JB := $(VENV)/bin/jupyter-book
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
 .PHONY: setup lock test unit unit-all nbval nbval-kernels experiments book html browser booktests outputs bench clean \
-	lint citation lab publish test-oldest repo-url check-solutions
+	lint citation lab publish test-oldest repo-url check-solutions colab
 
 setup: $(STAMP)
 
@@ -185,6 +185,18 @@ test-oldest:
 	$(OLDEST)/bin/python -c "import tensorflow as tf, keras; \
 	    print('oldest: tensorflow', tf.__version__, 'keras', keras.__version__)"
 	$(OLDEST)/bin/python -m pytest -m "not book" -p no:cacheprovider tests
+
+# Every chapter as a Colab reader runs it: alone in an empty folder, on Colab's
+# Python and packages (constraints-colab.txt), installing the package from this
+# checkout's committed HEAD. PYTHON313 names a Python 3.13 interpreter.
+COLAB := .venv-colab
+PYTHON313 ?= python3.13
+colab:
+	test -x $(COLAB)/bin/python || $(PYTHON313) -m venv $(COLAB)
+	grep -v '^python_version' constraints-colab.txt > $(COLAB)/requirements.txt
+	$(COLAB)/bin/pip install --quiet --disable-pip-version-check \
+	    -r $(COLAB)/requirements.txt
+	$(COLAB)/bin/python tools/colab_check.py $(NOTEBOOKS)
 
 # A fork's repository URL: written once in _config.yml, copied by this target.
 repo-url: setup
