@@ -5,8 +5,9 @@
 For each chapter it
 
 1. copies the notebook alone into an empty folder;
-2. makes ``google.colab`` importable in the kernel (a stub module, imported at
-   kernel start), so the chapter's install cell takes its Colab branch;
+2. puts a stand-in ``google.colab`` module in the kernel's ``sys.modules`` at
+   start (beside protobuf's ``google`` namespace), so the chapter's install cell
+   takes its Colab branch;
 3. points that cell at this checkout instead of GitHub (``REPO`` becomes
    ``file://<this repository>``: pip installs ``tripletutils @ git+file://...``,
    the committed ``HEAD``), after uninstalling any earlier ``tripletutils``;
@@ -42,7 +43,19 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_LINE = re.compile(r'^REPO = "[^"]*"$', re.M)
-STUB = '"""A stand-in for Colab\'s module: the chapters test for its presence."""\n'
+#: Run at kernel start: a stand-in ``google.colab`` module (the chapters test for
+#: its presence), added beside the real ``google`` namespace (protobuf's), not over
+#: it.
+STARTUP = """import sys, types
+
+try:
+    import google
+except ImportError:
+    google = sys.modules["google"] = types.ModuleType("google")
+colab = types.ModuleType("google.colab")
+colab.__doc__ = "A stand-in for Colab's module, made by tools/colab_check.py."
+sys.modules["google.colab"] = google.colab = colab
+"""
 
 
 def colab_python_version(path: Path = ROOT / "constraints-colab.txt") -> str:
@@ -149,23 +162,20 @@ def run_chapter(path: Path, timeout: int = 1800) -> Dict[str, object]:
     )
     with tempfile.TemporaryDirectory(prefix="colab-") as tmp:
         tmp = Path(tmp)
-        folder, stub, ipython = tmp / "content", tmp / "stub", tmp / "ipython"
+        folder, ipython = tmp / "content", tmp / "ipython"
         folder.mkdir()
-        (stub / "google" / "colab").mkdir(parents=True)
-        (stub / "google" / "__init__.py").write_text("")
-        (stub / "google" / "colab" / "__init__.py").write_text(STUB)
         startup = ipython / "profile_default" / "startup"
         startup.mkdir(parents=True)
-        (startup / "00-colab.py").write_text("import google.colab  # noqa: F401\n")
+        (startup / "00-colab.py").write_text(STARTUP)
         chapter = for_colab(json.loads(path.read_text()), f"file://{ROOT}")
         target = folder / path.name
         target.write_text(json.dumps(chapter))
         nb = nbformat.read(target, as_version=4)
         env = {
             **os.environ,
-            "PYTHONPATH": str(stub),
             "IPYTHONDIR": str(ipython),
             "MPLBACKEND": "agg",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
         client = NotebookClient(
             nb,
