@@ -535,8 +535,14 @@ def _executor(workers: int, scheduler: Optional[str]):
             )
         return client.get_executor(pure=False), client.close
     context = multiprocessing.get_context("spawn")
+    # One run per process: a run's numbers cannot depend on what ran before it
+    # in the same worker, and memory cannot build up over a long sitting (a
+    # reused worker grew to 12 GB over 145 runs and was killed for memory).
     pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_start_worker
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        max_tasks_per_child=1,
     )
     return pool, None
 
