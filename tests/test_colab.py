@@ -87,9 +87,9 @@ def test_colabs_pins_satisfy_the_package():
     ):
         name = re.split(r"[<>=!~ \[]", line)[0].lower()
         if name in pins:  # else pip installs it beside Colab's packages
-            assert SpecifierSet(line[len(name) :].split(";")[0]).contains(
-                pins[name]
-            ), f"Colab's {name}=={pins[name]} does not satisfy {line}"
+            assert SpecifierSet(line[len(name) :].split(";")[0]).contains(pins[name]), (
+                f"Colab's {name}=={pins[name]} does not satisfy {line}"
+            )
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)

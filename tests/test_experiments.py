@@ -177,7 +177,7 @@ def test_fast_loop_compares_chapter_4s_recipes_on_the_books_split():
     assert "validation_triplets" in X.EXPERIMENTS["seed_reproduction"].common
 
 
-def test_the_default_experiments_plan_215_runs():
+def test_the_default_experiments_plan_526_runs():
     runs = {
         name: len(exp.seeds) * len(exp.candidate_keys)
         for name, exp in X.EXPERIMENTS.items()
@@ -189,8 +189,12 @@ def test_the_default_experiments_plan_215_runs():
         "online_mining": 5 * 19,
         "unseen_classes": 5 * 9,
         "recipe_search": 5 * 5,  # 3 * 5 before
+        "transfer_validation": 3 * 8 * 2 * 3,  # seeds x methods x rates x folds
+        "transfer_test": 5 * (8 + 3),  # 8 methods, 3 baselines
+        "transfer_knobs": 3 * 2 * 4 * 3,  # seeds x methods x knobs x folds
+        "transfer_folds_test": 5 * 8,
     }
-    assert sum(runs.values()) == 215  # 190 before
+    assert sum(runs.values()) == 526  # 215 before the transfer protocol
 
 
 @pytest.mark.slow
