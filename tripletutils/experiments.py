@@ -397,7 +397,7 @@ class Experiment:
         :mod:`tripletutils.engine`).
     description : str
     seeds : tuple of int
-    candidates : dict or callable
+    candidates : dict or Callable
         Each candidate's name and configuration, JSON-serialisable (hashed into its
         runs' ids): the recipe as a dict, a learning rate, a scheme. Or, for an
         experiment whose candidates are chosen from other experiments' records,

@@ -269,7 +269,7 @@ class Recipe:
         pair of the P x K batch, so they need ``mining="batch_all"``, and
         ignore ``margin``; the last two compare cosine similarities, so they
         need ``squared=False``.
-    loss_options : tuple of (str, float) pairs
+    loss_options : tuple of tuple(str, float)
         The loss's settings (:data:`LOSS_OPTIONS` names them; those left out
         keep the loss class's defaults); the constructor also takes a dict.
         Stored sorted by name, values as floats, so that equal settings make
