@@ -29,7 +29,9 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 _SOLUTION = re.compile(r"^(\s*)(:::+)\s*\{dropdown\}\s*Solution[^\n]*\n", re.M | re.I)
-_FENCE = re.compile(r"^\s*```(?:python|\{code-cell\}[^\n]*)\s*\n(.*?)^\s*```", re.M | re.S)
+_FENCE = re.compile(
+    r"^\s*```(?:python|\{code-cell\}[^\n]*)\s*\n(.*?)^\s*```", re.M | re.S
+)
 
 
 def _exercise_block(markdown: str) -> str:
@@ -86,9 +88,7 @@ def solutions(markdown: str) -> List[Dict[str, object]]:
         body = block[match.end() : end.start()]
         numbers = re.findall(r"^(\d+)\.\s", block[: match.start()], re.M)
         code = "".join(_dedent(m.group(1)) for m in _FENCE.finditer(body))
-        found.append(
-            {"exercise": int(numbers[-1]) if numbers else None, "code": code}
-        )
+        found.append({"exercise": int(numbers[-1]) if numbers else None, "code": code})
     return found
 
 

@@ -1,4 +1,4 @@
-"""Run every chapter as a Colab reader would: alone, in an empty folder, on Colab's stack.
+"""Run every chapter as a Colab reader would: alone, in an empty folder, on its stack.
 
 ``make colab`` builds ``.venv-colab`` (Python 3.13 with the packages of
 ``constraints-colab.txt``, Colab's default runtime) and runs this file with it.
