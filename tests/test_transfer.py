@@ -76,7 +76,7 @@ def test_every_method_gets_the_same_network_budget_and_grid():
 
 def test_transfer_validation_fans_out_methods_rates_and_folds():
     exp = X.EXPERIMENTS["transfer_validation"]
-    assert not exp.default and not exp.dynamic and exp.seeds == (0, 1, 2)
+    assert exp.default and not exp.dynamic and exp.seeds == (0, 1, 2)
     cells = {
         (c["method"], c["learning_rate"], c["fold"]) for c in exp.candidates.values()
     }
