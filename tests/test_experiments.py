@@ -177,7 +177,7 @@ def test_fast_loop_compares_chapter_4s_recipes_on_the_books_split():
     assert "validation_triplets" in X.EXPERIMENTS["seed_reproduction"].common
 
 
-def test_the_default_experiments_plan_526_runs():
+def test_the_default_experiments_plan_616_runs():
     runs = {
         name: len(exp.seeds) * len(exp.candidate_keys)
         for name, exp in X.EXPERIMENTS.items()
@@ -193,8 +193,9 @@ def test_the_default_experiments_plan_526_runs():
         "transfer_test": 5 * (8 + 3),  # 8 methods, 3 baselines
         "transfer_knobs": 3 * 2 * 4 * 3,  # seeds x methods x knobs x folds
         "transfer_folds_test": 5 * 8,
+        "transfer_closed_set": 3 * (7 + 3) * 3,  # seeds x (recipes + baselines) x folds
     }
-    assert sum(runs.values()) == 526  # 215 before the transfer protocol
+    assert sum(runs.values()) == 616  # 215 before the transfer protocol
 
 
 @pytest.mark.slow

@@ -673,3 +673,87 @@ def test_fold_models_are_scored_apart_and_concatenated(
     assert not fake_training["scored"]  # no validation scoring here
     none = X._transfer_folds_test_run("cosine", 0, mnist, {"learning_rate": None})
     assert none["test_unseen_map_at_r"] is None and len(fake_training["train"]) == 3
+
+
+# ------------------------------------- chapters 6 and 7's recipes on the folds
+
+
+def _online_mining_results(best_margin):
+    """online_mining's results with validation MAP@R peaking at each scheme's
+    ``best_margin`` (two seeds)."""
+    runs = []
+    for seed in (0, 1):
+        rows = []
+        for scheme in X.MINING_SCHEMES_COMPARED:
+            margins = (None,) if scheme == "soft_margin" else X.MINING_MARGINS
+            for m in margins:
+                score = 0.9 if m == best_margin.get(scheme) else 0.5 + 0.1 * seed
+                rows.append(
+                    {"mining": scheme, "margin": m, "l2_normalize": True}
+                    | {"val_map_at_r": score}
+                )
+            # off the unit sphere: never chosen, however high
+            rows.append(
+                {"mining": scheme, "margin": 1.0, "l2_normalize": False}
+                | {"val_map_at_r": 1.0}
+            )
+        runs.append({"seed": seed, "metrics": {"runs": rows}})
+    return {"name": "online_mining", "runs": runs}
+
+
+def test_closed_set_candidates_are_chapter_6s_margins_and_best_recipe():
+    best = {"seed_triplets": 0.5, "random_triplets": 0.1, "batch_all": 0.2}
+    best |= {"batch_hard": 0.1, "semi_hard": 0.5}
+    results = {"online_mining": _online_mining_results(best)}
+    candidates = X._transfer_closed_set_candidates(results)
+    assert tuple(candidates) == X.TRANSFER_CLOSED_SET_KEYS
+    assert len(candidates) == (7 + 3) * 3
+    for key, c in candidates.items():
+        assert key == f"{c['name']}_fold{c['fold']}"
+        train_digits, held = X.TRANSFER_FOLDS[c["fold"]]
+        assert (c["train_digits"], c["held_out"]) == (list(train_digits), list(held))
+        assert not set(c["train_digits"] + c["held_out"]) & set(X.TRANSFER_TEST)
+        if c.get("baseline"):
+            continue
+        recipe = c["recipe"]
+        # the same images a step as the closed-set recipe, on four digits
+        base = X.BEST_RECIPE if c["name"] == "best_recipe" else X.MINING_BASE
+        assert (recipe["p"], recipe["k"]) == (4, base.p * base.k // 4)
+        assert recipe["steps"] == base.steps and recipe["precision"] == "float32"
+        if c["name"] == "best_recipe":
+            assert c["chapter"] == 7 and recipe["margin"] == X.BEST_RECIPE.margin
+        elif c["name"] == "soft_margin":
+            assert c["chapter"] == 6 and c["margin"] is None
+        else:
+            assert c["margin"] == best[c["name"]] == recipe["margin"]
+            assert recipe["mining"] == c["name"]
+
+
+def test_a_closed_set_run_trains_on_its_fold_and_scores_its_held_out_digits(
+    fake_training,
+):
+    best = {s: 0.2 for s in X.MINING_SCHEMES_COMPARED}
+    results = {"online_mining": _online_mining_results(best)}
+    candidates = X._transfer_closed_set_candidates(results)
+    mnist = _tiny_mnist()
+    for key in ("semi_hard_fold1", "best_recipe_fold2", "raw_pixels_fold0"):
+        run = X._transfer_closed_set_run(key, 0, mnist, candidates[key])
+        train_digits, held = X.TRANSFER_FOLDS[candidates[key]["fold"]]
+        assert run["train_digits"] == sorted(train_digits)
+        assert run["val_digits"] == sorted(held)
+        assert 0 <= run["val_precision_at_1"] <= 1 and 0 <= run["val_map_at_r"] <= 1
+        json.dumps(run)  # a record
+    (semi, y_semi, _), (best_recipe, y_best, _) = fake_training["train"]
+    assert (semi.mining, semi.margin, semi.p, semi.k) == ("semi_hard", 0.2, 4, 24)
+    assert (best_recipe.network, best_recipe.p, best_recipe.k) == ("lenet", 4, 40)
+    assert set(np.unique(y_semi)) == set(X.TRANSFER_FOLDS[1][0])
+    assert set(np.unique(y_best)) == set(X.TRANSFER_FOLDS[2][0])
+    # raw pixels train nothing; every scored label is a held-out digit
+    assert len(fake_training["train"]) == 2
+    for labels, fold, _ in fake_training["scored"]:
+        assert set(np.unique(labels)) == set(X.TRANSFER_FOLDS[fold][1])
+    fake_training["diverge"] = True
+    run = X._transfer_closed_set_run(
+        "batch_all_fold0", 0, mnist, candidates["batch_all_fold0"]
+    )
+    assert run["stopped_at_step"] == 3 and run["val_map_at_r"] is None

@@ -145,6 +145,9 @@ __all__ = [
     "TRANSFER_SELECTION_METRICS",
     "transfer_recipe",
     "choose_transfer_configs",
+    "CLOSED_SET_RECIPES",
+    "CLOSED_SET_BASELINES",
+    "TRANSFER_CLOSED_SET_KEYS",
 ]
 
 #: The seed's published evaluation (SpikeKing/triplet-loss-mnist, README,
@@ -1535,6 +1538,125 @@ def _transfer_folds_test_run(key: str, seed: int, mnist: tuple, config: Dict) ->
     return run | _test_scores(whole, y_unseen, "test_unseen")
 
 
+#: The recommended closed-set recipes that transfer_closed_set scores on the
+#: class-disjoint folds: chapter 6's schemes (each at the margin chapter 6
+#: chose on validation) and chapter 7's BEST_RECIPE; and the baselines beside
+#: them (raw pixels, and each network untrained).
+CLOSED_SET_RECIPES = MINING_SCHEMES_COMPARED + ("best_recipe",)
+CLOSED_SET_BASELINES = ("raw_pixels", "untrained_seed", "untrained_lenet")
+#: transfer_closed_set's candidates, one per (recipe or baseline, fold); the
+#: longest runs (BEST_RECIPE's 2,000 steps) first, so that they start first.
+TRANSFER_CLOSED_SET_KEYS = tuple(
+    f"{name}_fold{fold}"
+    for name in ("best_recipe",) + CLOSED_SET_RECIPES[:-1] + CLOSED_SET_BASELINES
+    for fold in range(len(TRANSFER_FOLDS))
+)
+
+
+def _chosen_mining_margins(online: Mapping) -> Dict[str, Optional[float]]:
+    """Chapter 6's choice: each scheme's margin of the highest mean validation
+    MAP@R on the unit sphere (soft-margin has none)."""
+    per_scheme: Dict[str, Dict[float, List]] = {}
+    for record in online["runs"]:
+        for row in record["metrics"]["runs"]:
+            if row["l2_normalize"] and row["margin"] in MINING_MARGINS:
+                cell = per_scheme.setdefault(row["mining"], {})
+                cell.setdefault(row["margin"], []).append(row["val_map_at_r"])
+    chosen: Dict[str, Optional[float]] = {"soft_margin": None}
+    for scheme in MINING_SCHEMES_COMPARED:
+        if scheme != "soft_margin":
+            chosen[scheme] = choose_on_validation(per_scheme[scheme], "val_map_at_r")
+    return chosen
+
+
+def _fold_recipe(recipe: Recipe) -> Recipe:
+    """A closed-set recipe on a fold's four digits: P x K = 4 x (the same
+    images a step), float32 (the same numbers on every machine)."""
+    images = recipe.p * recipe.k
+    p = len(TRANSFER_FOLDS[0][0])
+    return dataclasses.replace(
+        recipe, name=f"{recipe.name}_fold", p=p, k=images // p, precision="float32"
+    )
+
+
+def _closed_set_recipe(name: str, margin: Optional[float]) -> Recipe:
+    """The fold recipe of a scheme of chapter 6 at its margin, or BEST_RECIPE's."""
+    if name == "best_recipe":
+        return _fold_recipe(BEST_RECIPE)
+    recipe = dataclasses.replace(
+        MINING_BASE,
+        name=f"mining_{name}",
+        mining=name,
+        margin=MINING_BASE.margin if margin is None else margin,
+    )
+    return _fold_recipe(recipe)
+
+
+def _transfer_closed_set_candidates(results: Mapping[str, Dict]) -> Dict[str, Dict]:
+    """Chapter 6's schemes at their chosen margins, BEST_RECIPE and the
+    baselines, each on every fold."""
+    margins = _chosen_mining_margins(results["online_mining"])
+    candidates = {}
+    for fold, (train_digits, held_out) in enumerate(TRANSFER_FOLDS):
+        where = {
+            "fold": fold,
+            "train_digits": list(train_digits),
+            "held_out": list(held_out),
+        }
+        for name in CLOSED_SET_RECIPES:
+            margin = margins.get(name)
+            recipe = _closed_set_recipe(name, margin)
+            candidates[f"{name}_fold{fold}"] = {
+                "name": name,
+                "chapter": 7 if name == "best_recipe" else 6,
+                "margin": recipe.margin if name == "best_recipe" else margin,
+                "recipe": dataclasses.asdict(recipe),
+                **where,
+            }
+        for name in CLOSED_SET_BASELINES:
+            network = name.split("_")[1] if name.startswith("untrained") else None
+            candidates[f"{name}_fold{fold}"] = {
+                "name": name,
+                "baseline": True,
+                "network": network,
+                **where,
+            }
+    return {key: candidates[key] for key in TRANSFER_CLOSED_SET_KEYS}
+
+
+def _transfer_closed_set_run(key: str, seed: int, mnist: tuple, config: Dict) -> Dict:
+    fold, name = config["fold"], config["name"]
+    (x_tr, y_tr), (x_val, y_val) = fold_data(mnist, fold)
+    run: Dict[str, object] = {
+        "name": name,
+        "fold": fold,
+        "margin": config.get("margin"),
+        "train_digits": sorted(int(c) for c in np.unique(y_tr)),
+        "val_digits": sorted(int(c) for c in np.unique(y_val)),
+        "fit_seconds": 0.0,
+        "precision": "float32",
+        "stopped_at_step": None,
+    }
+    if name == "raw_pixels":
+        e = _baseline_features("raw_pixels", x_tr, seed)(x_val)
+    elif name in CLOSED_SET_BASELINES:  # the network's initial weights
+        base = MINING_BASE if config["network"] == "seed" else BEST_RECIPE
+        net = build_recipe_net(_fold_recipe(base), seed=seed)
+        e = _unit(embed(net, recipe_inputs(base, x_val)))
+    else:
+        recipe = _closed_set_recipe(name, config["margin"])
+        net, _, history = train(recipe, x_tr, y_tr, seed=seed, on_non_finite="stop")
+        run["fit_seconds"] = history["fit_seconds"]
+        run["precision"] = history["precision"]
+        run["stopped_at_step"] = history["stopped_at_step"]
+        e = None
+        if history["stopped_at_step"] is None:
+            e = _unit(embed(net, recipe_inputs(recipe, x_val)))
+    if e is None:
+        return run | {"val_precision_at_1": None, "val_map_at_r": None}
+    return run | fold_validation_scores(e, y_val, fold)
+
+
 #: A tiny experiment that checks the engine end to end (``make experiments
 #: NAME=smoke``; not run by default): two margins x two seeds of 20 steps on
 #: the first 1,000 training images of the book's split, scored on the first
@@ -1805,6 +1927,32 @@ EXPERIMENTS: Dict[str, Experiment] = {
         run=_transfer_knobs_run,
         after=("transfer_validation",),
         candidate_keys=TRANSFER_KNOB_KEYS,
+    ),
+    "transfer_closed_set": Experiment(
+        name="transfer_closed_set",
+        description=(
+            "The closed-set recipes that chapters 6 and 7 recommend, scored on "
+            "the transfer protocol's class-disjoint folds over 3 seeds: "
+            "chapter 6's six schemes, each at the margin chapter 6 chose on "
+            "validation (online_mining's records), 600 steps of 4 x 24 images; "
+            "BEST_RECIPE, 2,000 steps of 4 x 40 images; each on a fold's four "
+            "training digits of the book split, float32, and scored as "
+            "transfer_validation's runs (Precision@1 and MAP@R among the "
+            "validation images of the fold's two held-out digits, "
+            "leave-one-out). Beside them: raw pixels and each network "
+            "untrained. No image of the digits 6-9 takes part."
+        ),
+        seeds=(0, 1, 2),
+        candidates=_transfer_closed_set_candidates,
+        common={
+            "split": _SPLIT,
+            "folds": [[list(t), list(h)] for t, h in TRANSFER_FOLDS],
+            "references": "leave-one-out among the fold's validation images",
+            "chosen_by": "chapter 6's margins: online_mining's validation MAP@R",
+        },
+        run=_transfer_closed_set_run,
+        after=("online_mining",),
+        candidate_keys=TRANSFER_CLOSED_SET_KEYS,
     ),
     "transfer_folds_test": Experiment(
         name="transfer_folds_test",
