@@ -757,3 +757,44 @@ def test_a_closed_set_run_trains_on_its_fold_and_scores_its_held_out_digits(
         "batch_all_fold0", 0, mnist, candidates["batch_all_fold0"]
     )
     assert run["stopped_at_step"] == 3 and run["val_map_at_r"] is None
+
+
+def _closed_set_results(value):
+    """transfer_closed_set's results for two seeds, ``value(name, fold, seed)``."""
+    runs = []
+    for seed in (1, 0):  # out of order: the scores come in seed order
+        metrics = {}
+        for key in X.TRANSFER_CLOSED_SET_KEYS:
+            name, fold = key.rsplit("_fold", 1)
+            v = value(name, int(fold), seed)
+            metrics[key] = {"val_precision_at_1": v, "val_map_at_r": v}
+        runs.append({"seed": seed, "metrics": metrics})
+    return {"name": "transfer_closed_set", "runs": runs}
+
+
+def test_closed_set_scores_are_means_over_the_folds_per_seed():
+    def value(name, fold, seed):
+        if name == "batch_hard" and (fold, seed) == (2, 1):
+            return None  # diverged
+        return 0.5 + 0.1 * fold + 0.01 * seed
+
+    scores = X.closed_set_scores(_closed_set_results(value), "val_map_at_r")
+    assert list(scores) == list(X.CLOSED_SET_RECIPES + X.CLOSED_SET_BASELINES)
+    assert scores["semi_hard"] == pytest.approx([0.6, 0.61])  # (0.5+0.6+0.7)/3
+    assert scores["batch_hard"][0] == pytest.approx(0.6)
+    assert scores["batch_hard"][1] is None
+
+
+def test_closed_set_scores_reject_other_results_metrics_and_gaps():
+    results = _closed_set_results(lambda *_: 0.5)
+    with pytest.raises(TypeError, match="mapping"):
+        X.closed_set_scores([results], "val_map_at_r")
+    with pytest.raises(ValueError, match="transfer_closed_set's"):
+        X.closed_set_scores(results | {"name": "transfer_test"}, "val_map_at_r")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        X.closed_set_scores(results, "test_unseen_map_at_r")
+    del results["runs"][0]["metrics"]["best_recipe_fold1"]
+    with pytest.raises(
+        ValueError, match=r"seed 1 lacks the runs \['best_recipe_fold1'\]"
+    ):
+        X.closed_set_scores(results, "val_map_at_r")

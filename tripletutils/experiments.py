@@ -148,6 +148,7 @@ __all__ = [
     "CLOSED_SET_RECIPES",
     "CLOSED_SET_BASELINES",
     "TRANSFER_CLOSED_SET_KEYS",
+    "closed_set_scores",
 ]
 
 #: The seed's published evaluation (SpikeKing/triplet-loss-mnist, README,
@@ -1655,6 +1656,64 @@ def _transfer_closed_set_run(key: str, seed: int, mnist: tuple, config: Dict) ->
     if e is None:
         return run | {"val_precision_at_1": None, "val_map_at_r": None}
     return run | fold_validation_scores(e, y_val, fold)
+
+
+def closed_set_scores(
+    results: Mapping, metric: str
+) -> Dict[str, List[Optional[float]]]:
+    """Each closed-set recipe's and baseline's score on the class-disjoint folds.
+
+    Parameters
+    ----------
+    results : mapping
+        The results of the experiment ``transfer_closed_set``, as
+        :func:`tripletutils.engine.load_results` gives them (its name is
+        checked).
+    metric : str
+        ``"val_precision_at_1"`` or ``"val_map_at_r"``.
+
+    Returns
+    -------
+    dict of str to list of float or None
+        For each name of :data:`CLOSED_SET_RECIPES` and
+        :data:`CLOSED_SET_BASELINES`, in that order, one value per seed (in
+        seed order): the mean of ``metric`` over the three folds, None where
+        a fold's run diverged.
+
+    Raises
+    ------
+    TypeError
+        If ``results`` is not a mapping or ``metric`` not a str.
+    ValueError
+        If ``results`` are not transfer_closed_set's, ``metric`` is not one of
+        the two, or a seed lacks a run of some name and fold.
+    """
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be a mapping, got {type(results).__name__}")
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a str, got {type(metric).__name__}")
+    if results.get("name") != "transfer_closed_set":
+        raise ValueError(
+            f"results must be transfer_closed_set's, got {results.get('name')!r}"
+        )
+    if metric not in TRANSFER_SELECTION_METRICS:
+        raise ValueError(
+            f"metric must be one of {TRANSFER_SELECTION_METRICS}, got {metric!r}"
+        )
+    names = CLOSED_SET_RECIPES + CLOSED_SET_BASELINES
+    scores: Dict[str, List[Optional[float]]] = {name: [] for name in names}
+    for per_seed in sorted(results["runs"], key=lambda r: r["seed"]):
+        runs = per_seed["metrics"]
+        missing = sorted(set(TRANSFER_CLOSED_SET_KEYS) - set(runs))
+        if missing:
+            raise ValueError(f"seed {per_seed['seed']} lacks the runs {missing}")
+        for name in names:
+            values = [
+                runs[f"{name}_fold{f}"][metric] for f in range(len(TRANSFER_FOLDS))
+            ]
+            mean = None if None in values else float(np.mean(values))
+            scores[name].append(mean)
+    return scores
 
 
 #: A tiny experiment that checks the engine end to end (``make experiments
