@@ -40,7 +40,7 @@ JB := $(VENV)/bin/jupyter-book
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
 .PHONY: setup lock test unit unit-all nbval nbval-kernels experiments book html browser booktests outputs bench clean \
-	lint citation lab publish test-oldest repo-url check-solutions colab
+	lint citation lab publish test-oldest repo-url check-solutions colab test-backends
 
 setup: $(STAMP)
 
@@ -185,6 +185,20 @@ test-oldest:
 	$(OLDEST)/bin/python -c "import tensorflow as tf, keras; \
 	    print('oldest: tensorflow', tf.__version__, 'keras', keras.__version__)"
 	$(OLDEST)/bin/python -m pytest -m "not book" -p no:cacheprovider tests
+
+# The pair losses on Keras 3's other backends, JAX and PyTorch: the NumPy-reference
+# tests of their values and gradients (tests/test_pair_losses.py, each backend's own
+# autodiff), in an environment of their own without TensorFlow (so without
+# tests/conftest.py, which imports it). Not run by CI.
+BACKENDS := .venv-backends
+test-backends:
+	test -x $(BACKENDS)/bin/python || $(PYTHON) -m venv $(BACKENDS)
+	$(BACKENDS)/bin/pip install --quiet --disable-pip-version-check \
+	    -c constraints-backends.txt keras numpy scipy pytest jax jaxlib torch
+	for backend in jax torch; do \
+	    KERAS_BACKEND=$$backend PYTHONPATH=. $(BACKENDS)/bin/python -m pytest \
+	    --noconftest -p no:cacheprovider tests/test_pair_losses.py || exit 1; \
+	done
 
 # Every chapter as a Colab reader runs it: alone in an empty folder, on Colab's
 # Python and packages (constraints-colab.txt), installing the package from this

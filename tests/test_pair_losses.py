@@ -1,11 +1,14 @@
-"""Contrastive, multi-similarity and supervised contrastive losses against NumPy."""
+"""Contrastive, multi-similarity and supervised contrastive losses against NumPy.
+
+Backend-agnostic: ``make test-backends`` runs this file on JAX and PyTorch too
+(``KERAS_BACKEND``), where gradients come from each backend's own autodiff.
+"""
 
 import itertools
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tripletutils.losses import (
     ContrastiveLoss,
@@ -109,6 +112,35 @@ def _ref(ref, y, e, kwargs):
     return ref(y, e, *kwargs.values())
 
 
+def _gradient(loss_of, e):
+    """d loss_of(x) / dx at ``e`` (a NumPy array), by the backend's autodiff."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.Variable(e)
+        with tf.GradientTape() as tape:
+            loss = loss_of(x)
+        return tape.gradient(loss, x).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda x: loss_of(x))(jax.numpy.asarray(e)))
+    if backend == "torch":
+        import torch
+
+        x = torch.tensor(e, requires_grad=True)
+        loss_of(x).backward()
+        return x.grad.numpy()
+    raise NotImplementedError(f"no gradient for the {backend} backend")
+
+
+def test_the_gradient_helper_differentiates_on_this_backend():
+    e = np.array([[1.0, -2.0], [0.5, 3.0]])
+    grad = _gradient(lambda x: keras.ops.sum(x**2), e)  # d sum(x^2) = 2x
+    np.testing.assert_allclose(grad, 2 * e)
+
+
 @pytest.mark.parametrize("fn, ref, kwargs", CASES)
 def test_values_match_the_numpy_reference(fn, ref, kwargs):
     got = float(fn(Y, E, **kwargs))
@@ -126,10 +158,7 @@ def test_values_match_the_numpy_reference(fn, ref, kwargs):
 def test_gradients_match_finite_differences_and_are_finite_at_zero_distance(
     fn, ref, kwargs
 ):
-    e = tf.Variable(E)  # float64: central differences to 1e-6
-    with tf.GradientTape() as tape:
-        loss = fn(Y, e, **kwargs)
-    grad = tape.gradient(loss, e).numpy()
+    grad = _gradient(lambda x: fn(Y, x, **kwargs), E)  # float64: central differences
     assert np.all(np.isfinite(grad))  # rows 0 and 1 coincide
     h = 1e-6
     numeric = np.zeros_like(E)
@@ -190,6 +219,20 @@ def test_bad_batches_raise(fn):
         fn(Y, E[:, 0])
     with pytest.raises(ValueError, match="same batch size"):
         fn(Y[:5], E)
+
+
+@pytest.mark.xfail(
+    keras.backend.backend() != "tensorflow",
+    reason="JAX and PyTorch refuse string labels while converting them, before "
+    "the loss checks them, with their own errors: PyTorch ValueError('Invalid "
+    "dtype: str32'), JAX a TypeError that names no labels (issue #29, conventions)",
+    raises=(ValueError, AssertionError),
+    strict=True,
+)
+@pytest.mark.parametrize(
+    "fn", [contrastive_loss, multi_similarity_loss, supervised_contrastive_loss]
+)
+def test_string_labels_raise_a_type_error(fn):
     with pytest.raises(TypeError, match="integer class ids"):
         fn(np.array(["a", "b", "a", "b", "a", "b"]), E)
 
@@ -231,16 +274,15 @@ def test_no_overflow_or_underflow_in_float32_at_extreme_settings():
     e = E.astype("float32")
     e[5] = 0.0  # a zero row: normalised to zero
     # exp(beta (s - base)) would be exp(100) at s = 1: inf in float32
-    ms = multi_similarity_loss(Y, tf.constant(e), beta=100.0, base=0.0)
+    ms = multi_similarity_loss(Y, keras.ops.convert_to_tensor(e), beta=100.0, base=0.0)
     ref = np_multi_similarity(Y, E * (np.arange(6) != 5)[:, None], 2.0, 100.0, 0.0, 0.1)
     assert np.isfinite(float(ms)) and float(ms) == pytest.approx(ref, rel=1e-4)
 
     # exp(s / t) at t = 0.005 underflows unless each row is shifted by its maximum
     zeroed = E * (np.arange(6) != 1)[:, None]  # anchor 1: a zero row
-    sc = supervised_contrastive_loss(Y, tf.constant(zeroed.astype("float32")), 0.005)
+    z32 = keras.ops.convert_to_tensor(zeroed.astype("float32"))
+    sc = supervised_contrastive_loss(Y, z32, 0.005)
     assert float(sc) == pytest.approx(np_supcon(Y, zeroed, 0.005), rel=1e-4)
     for fn in (contrastive_loss, multi_similarity_loss, supervised_contrastive_loss):
-        v = tf.Variable(zeroed.astype("float32"))
-        with tf.GradientTape() as tape:
-            loss = fn(Y, v)
-        assert np.all(np.isfinite(tape.gradient(loss, v).numpy())), fn.__name__
+        grad = _gradient(lambda x: fn(Y, x), zeroed.astype("float32"))
+        assert np.all(np.isfinite(grad)), fn.__name__
