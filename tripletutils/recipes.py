@@ -7,8 +7,8 @@
   a linear and L2-normalised embedding, and random triplets drawn anew every
   epoch.
 * :data:`BEST_RECIPE`: the book's best recipe (chapters 7 and 10; chapter 8
-  runs chapter 7's search again on the digits 0-5 instead, see
-  :data:`tripletutils.experiments.UNSEEN_CANDIDATES`).
+  trains its network and 64-d embedding with other losses and budgets, see
+  :data:`tripletutils.experiments.TRANSFER_BASE`).
 * :data:`FAST_SEED_RECIPE`, :data:`FAST_IMPROVED_RECIPE` and
   :data:`BEST_FIT_RECIPE`: the same recipes with other speed settings (the
   loop, fused branches, steps per call, precision), which leave the batches
@@ -76,12 +76,12 @@ IMPROVED_RECIPE = dataclasses.replace(
     raw_pixels=False,
 )
 #: The book's best recipe, used in chapters 7 and 10 (chapter 8 does not train
-#: it: its candidates are chapter 7's, rebuilt from the search's starting recipe
-#: on the digits 0-5). A LeNet-style network, a 64-d embedding on the unit
-#: sphere, batch-all mining on 10 x 16 batches with margin 0.2, Adam from 3e-3
-#: with cosine decay, 2,000 steps (about 1.5 minutes on 2 CPU cores that compute
-#: bfloat16 natively; about 3 minutes in float32 on one thread of the book's
-#: 2-core AMD EPYC, in the experiment records). Chapter 7's search chose it on
+#: it: its methods share its network and 64-d embedding, with their own losses
+#: and budget, experiments.TRANSFER_BASE). A LeNet-style network, a 64-d
+#: embedding on the unit sphere, batch-all mining on 10 x 16 batches with margin
+#: 0.2, Adam from 3e-3 with cosine decay, 2,000 steps (about 1.5 minutes on 2
+#: CPU cores that compute bfloat16 natively; about 3 minutes in float32 on one
+#: thread of the book's 2-core AMD EPYC, in the experiment records). Chapter 7's search chose it on
 #: the validation split (``tripletutils.experiments.RECIPE_CANDIDATES``, the
 #: experiment ``recipe_search``), among one-change variations of a starting
 #: recipe that earlier, test-scored tries produced (see book/protocol.md). It
