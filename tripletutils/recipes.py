@@ -81,9 +81,10 @@ IMPROVED_RECIPE = dataclasses.replace(
 #: embedding on the unit sphere, batch-all mining on 10 x 16 batches with margin
 #: 0.2, Adam from 3e-3 with cosine decay, 2,000 steps (about 1.5 minutes on 2
 #: CPU cores that compute bfloat16 natively; about 3 minutes in float32 on one
-#: thread of the book's 2-core AMD EPYC, in the experiment records). Chapter 7's search chose it on
-#: the validation split (``tripletutils.experiments.RECIPE_CANDIDATES``, the
-#: experiment ``recipe_search``), among one-change variations of a starting
+#: thread of the book's 2-core AMD EPYC, in the experiment records). Chapter
+#: 7's search chose it on the validation split
+#: (``tripletutils.experiments.RECIPE_CANDIDATES``, the experiment
+#: ``recipe_search``), among one-change variations of a starting
 #: recipe that earlier, test-scored tries produced (see book/protocol.md). It
 #: trains with the compiled loop and 100 steps per call, and asks for bfloat16
 #: computations (computed in bfloat16 only where the machine does it natively:
