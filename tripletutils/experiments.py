@@ -1543,8 +1543,8 @@ def _transfer_folds_test_run(key: str, seed: int, mnist: tuple, config: Dict) ->
 #: class-disjoint folds: chapter 6's schemes (each at the margin chapter 6
 #: chose on validation) and chapter 7's BEST_RECIPE.
 CLOSED_SET_RECIPES = MINING_SCHEMES_COMPARED + ("best_recipe",)
-#: The baselines transfer_closed_set scores beside them: raw pixels, and each
-#: network (the seed's, chapter 6's; the LeNet-style, chapter 7's) untrained.
+#: The baselines transfer_closed_set scores beside them, raw pixels and each
+#: network untrained (the seed's of chapter 6, the LeNet-style of chapter 7).
 CLOSED_SET_BASELINES = ("raw_pixels", "untrained_seed", "untrained_lenet")
 #: transfer_closed_set's candidates, one per (recipe or baseline, fold); the
 #: longest runs (BEST_RECIPE's 2,000 steps) first, so that they start first.
