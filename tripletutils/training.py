@@ -1006,12 +1006,9 @@ def compute_precision(recipe: Recipe) -> str:
     eight times slower than float32 on the book's 2-core AMD EPYC (see
     :func:`tripletutils.runtime.bfloat16_is_native`). So a bfloat16 recipe
     trains in bfloat16 where that is native and in float32 elsewhere; the
-    batches are the same. Where the experiment ``fast_loop`` computed the fast
-    settings in bfloat16, it found no difference from float32 ``fit``
-    (overlapping intervals over seeds) for the two recipes it tests: the seed
-    recipe, on the test triplets, and the best recipe, on the validation
-    split. It says nothing about other recipes, and overlapping intervals do
-    not show that results are unchanged. ``"float32"`` and
+    batches are the same. No committed experiment record checks bfloat16 over
+    seeds: they were all computed in float32, on a CPU without native
+    bfloat16 (the book's protocol appendix says so). ``"float32"`` and
     ``"mixed_float16"`` are kept as asked. ``train`` records the answer in
     ``history["precision"]``; set ``TRIPLETUTILS_BFLOAT16=1`` to force bfloat16.
 
