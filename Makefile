@@ -48,7 +48,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check \
-	    -c constraints.txt -e ".[book,test,experiments]"
+	    -c constraints.txt -e ".[book,test,experiments,search]"
 	touch $(STAMP)
 
 # Regenerate the lock from the current .venv (after changing pyproject.toml).
@@ -181,7 +181,7 @@ OLDEST := .venv-oldest
 test-oldest:
 	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check \
-	    -c constraints-oldest.txt -e ".[test,experiments]"
+	    -c constraints-oldest.txt -e ".[test,experiments,search]"
 	$(OLDEST)/bin/python -c "import tensorflow as tf, keras; \
 	    print('oldest: tensorflow', tf.__version__, 'keras', keras.__version__)"
 	$(OLDEST)/bin/python -m pytest -m "not book" -p no:cacheprovider tests

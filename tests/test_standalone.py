@@ -100,6 +100,12 @@ CALLS = {
         "assert m.source_fingerprint('x = 1') != m.source_fingerprint('x = 2')\n"
         "assert m.source_fingerprint('x = 1  # c') == m.source_fingerprint('x = 1')"
     ),
+    "search.py": (
+        "import numpy as np\n"
+        "e = np.array([[0, 0], [0, 1], [5, 0], [5, 1]], 'float32')\n"
+        "r = m.EmbeddingIndex(e, np.array([0, 0, 1, 1])).search(e + 0.1, k=1)\n"
+        "assert r.indices[:, 0].tolist() == [0, 1, 2, 3], r"
+    ),
     "glue.py": (
         "m.glue('k', 0.25, display=False)\n"
         "try:\n"
