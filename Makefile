@@ -10,6 +10,7 @@
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
 #   make bench    python -m tripletutils.bench -> tripletutils/results/cpu_2cores.json
+#   make bench-search  python -m tripletutils.search_bench -> tripletutils/results/search_2cores.json
 #   make experiments [NAME=...] [WORKERS=2] [SCHEDULER=tcp://host:8786]
 #                 the runs whose record is missing or stale ->
 #                 tripletutils/results/NAME/<run id>.json (resumable)
@@ -40,7 +41,8 @@ JB := $(VENV)/bin/jupyter-book
 BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
 .PHONY: setup lock test unit unit-all nbval nbval-kernels experiments book html browser booktests outputs bench clean \
-	lint citation lab publish test-oldest repo-url check-solutions colab test-backends
+	lint citation lab publish test-oldest repo-url check-solutions colab test-backends \
+	bench-search
 
 setup: $(STAMP)
 
@@ -155,6 +157,11 @@ outputs: setup
 # The benchmark chapter 10 quotes (run it on a quiet machine).
 bench: setup
 	$(PY) -m tripletutils.bench --output tripletutils/results/cpu_2cores.json
+
+# The search benchmark chapter 11 quotes: exact and approximate indexes at 60,000 and
+# about a million references (run it on a quiet machine; about 10 minutes on 2 cores).
+bench-search: setup
+	$(PY) -m tripletutils.search_bench --output tripletutils/results/search_2cores.json
 
 # JupyterLab (the `lab` extra) with the venv registered as a named kernel.
 KERNEL := triplet-loss-book

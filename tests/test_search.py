@@ -166,6 +166,9 @@ def test_bad_embeddings_labels_and_kinds_raise(data):
         EmbeddingIndex(refs, y_refs, kind="hnsw", ef_search=True)
     with pytest.raises(AttributeError, match="no nprobe"):
         EmbeddingIndex(refs, y_refs).nprobe = 4
+    with pytest.raises(AttributeError, match="no nlist"):
+        EmbeddingIndex(refs, y_refs).nlist
+    assert EmbeddingIndex(refs, y_refs, kind="ivf").nlist == round(4 * np.sqrt(400))
 
 
 def test_bad_queries_k_and_additions_raise_and_change_nothing(data):

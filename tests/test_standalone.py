@@ -123,6 +123,7 @@ BUILD_ON_OTHERS = {
     "training.py",
     "recipes.py",
     "bench.py",
+    "search_bench.py",
     "experiments.py",
     "engine.py",
 }

@@ -275,6 +275,13 @@ class EmbeddingIndex:
         return f"EmbeddingIndex({self.kind!r}, {len(self)} x {self.dim}{extra})"
 
     @property
+    def nlist(self) -> int:
+        """``"ivf"``: the number of k-means cells."""
+        if self.kind != "ivf":
+            raise AttributeError(f"a {self.kind!r} index has no nlist")
+        return int(self._params["nlist"])
+
+    @property
     def nprobe(self) -> int:
         """``"ivf"``: cells visited per query (1 to ``nlist``); settable."""
         if self.kind != "ivf":
