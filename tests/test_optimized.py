@@ -1,0 +1,37 @@
+"""``python -OO`` strips docstrings: the package must import and its commands start."""
+
+import subprocess
+import sys
+
+import pytest
+
+MODULES = (
+    "tripletutils.experiments",
+    "tripletutils.training",
+    "tripletutils.losses",
+    "tripletutils.engine",
+    "tripletutils.bench",
+    "tripletutils.search",
+    "tripletutils.search_bench",
+)
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-OO", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.slow
+def test_the_package_imports_without_docstrings():
+    out = _run("-c", f"import {', '.join(MODULES)}; print('imported')")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("imported")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["engine", "bench", "search_bench"])
+def test_the_commands_print_their_help_without_docstrings(module):
+    out = _run("-m", f"tripletutils.{module}", "--help")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"python -m tripletutils.{module}" in out.stdout
