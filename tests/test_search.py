@@ -77,9 +77,13 @@ def test_fewer_cells_visited_can_only_lose_recall(data):
 def test_builds_are_deterministic(data):
     refs, y_refs, queries, _ = data
     for kind in ("ivf", "hnsw"):
-        options = {"nlist": 20, "nprobe": 2} if kind == "ivf" else {"ef_search": 8}
-        a = EmbeddingIndex(refs, y_refs, kind=kind, hnsw_m=4, **options)
-        b = EmbeddingIndex(refs, y_refs, kind=kind, hnsw_m=4, **options)
+        options = (
+            {"nlist": 20, "nprobe": 2}
+            if kind == "ivf"
+            else {"ef_search": 8, "hnsw_m": 4}
+        )
+        a = EmbeddingIndex(refs, y_refs, kind=kind, **options)
+        b = EmbeddingIndex(refs, y_refs, kind=kind, **options)
         np.testing.assert_array_equal(
             a.search(queries, k=10).indices, b.search(queries, k=10).indices
         )
@@ -112,7 +116,8 @@ def test_memory_per_vector_and_repr(data):
 @pytest.mark.parametrize("kind", KINDS)
 def test_save_and_load_in_a_fresh_process(data, tmp_path, kind):
     refs, y_refs, queries, _ = data
-    index = EmbeddingIndex(refs, y_refs, kind=kind, nlist=16, nprobe=3, ef_search=10)
+    options = {"flat": {}, "ivf": {"nlist": 16, "nprobe": 3}, "hnsw": {"ef_search": 10}}
+    index = EmbeddingIndex(refs, y_refs, kind=kind, **options[kind])
     path = index.save(tmp_path / "index.npz")
     assert sorted(os.listdir(tmp_path)) == ["index.npz"]  # no temporary file left
     np.save(tmp_path / "queries.npy", queries)
@@ -166,6 +171,12 @@ def test_bad_embeddings_labels_and_kinds_raise(data):
         EmbeddingIndex(refs, y_refs, kind="hnsw", ef_search=True)
     with pytest.raises(AttributeError, match="no nprobe"):
         EmbeddingIndex(refs, y_refs).nprobe = 4
+    with pytest.raises(
+        ValueError, match="nprobe applies to an 'ivf' index, not 'flat'"
+    ):
+        EmbeddingIndex(refs, y_refs, nprobe=4)
+    with pytest.raises(ValueError, match="ef_search applies to an 'hnsw' index"):
+        EmbeddingIndex(refs, y_refs, kind="ivf", ef_search=4)
     with pytest.raises(AttributeError, match="no nlist"):
         EmbeddingIndex(refs, y_refs).nlist
     assert EmbeddingIndex(refs, y_refs, kind="ivf").nlist == round(4 * np.sqrt(400))
@@ -191,6 +202,35 @@ def test_bad_queries_k_and_additions_raise_and_change_nothing(data):
     with pytest.raises(ValueError, match="dimension"):
         index.add(refs[:, :3], y_refs)
     assert len(index) == 400 and len(index.labels) == 400  # nothing was added
+
+
+def test_numpy_integer_options_save_and_load(data, tmp_path):
+    refs, y_refs, queries, _ = data
+    index = EmbeddingIndex(
+        refs, y_refs, kind="hnsw", hnsw_m=np.int64(8), ef_construction=np.int32(20)
+    )
+    loaded = EmbeddingIndex.load(index.save(tmp_path / "h.npz"))
+    assert repr(loaded) == repr(index)
+    np.testing.assert_array_equal(
+        loaded.search(queries, k=3).indices, index.search(queries, k=3).indices
+    )
+
+
+def test_a_file_whose_parts_disagree_is_not_an_index(data, tmp_path):
+    refs, y_refs, _, _ = data
+    good = EmbeddingIndex(refs, y_refs, kind="ivf", nlist=8).save(tmp_path / "i.npz")
+    with np.load(good) as saved:
+        parts = dict(saved)
+    params = json.loads(bytes(parts["params"]).decode())
+    for name, change in (
+        ("kind", {**params, "kind": "hnsw"}),  # an inverted file saved as a graph
+        ("nprobe", {k: v for k, v in params.items() if k != "nprobe"}),
+    ):
+        bad = tmp_path / f"bad_{name}.npz"
+        text = json.dumps(change).encode()
+        np.savez(bad, **{**parts, "params": np.frombuffer(text, dtype=np.uint8)})
+        with pytest.raises(ValueError, match="is not an EmbeddingIndex file"):
+            EmbeddingIndex.load(bad)
 
 
 def test_a_corrupt_or_missing_file_raises_and_a_failed_save_writes_nothing(

@@ -16,6 +16,8 @@ from tripletutils.search_bench import (  # noqa: E402
     SEARCH_BENCHMARK,
     SEARCH_MODULES,
     measure_index,
+    run_search_benchmark,
+    shift_images,
     shifted_copies,
 )
 
@@ -40,6 +42,35 @@ def test_shifted_copies_reject_bad_input():
         shifted_copies(images, True)
     with pytest.raises(ValueError, match="numpy array of shape"):
         shifted_copies(images.tolist(), 4)
+
+
+def test_shift_images_moves_ink_and_fills_blank():
+    images = np.zeros((1, 5, 5), dtype="uint8")
+    images[0, 0, 4] = 7  # ink in the top-right corner
+    images[0, 2, 2] = 9
+    moved = shift_images(images, 1, -2)
+    assert moved[0, 3, 0] == 9 and moved[0, 1, 2] == 7
+    assert moved.sum() == 16 and moved.dtype == images.dtype
+    gone = shift_images(images, -1, 1)  # the corner pixel is pushed out, not wrapped
+    assert gone.sum() == 9 and gone[0, 1, 3] == 9
+    np.testing.assert_array_equal(shift_images(images, 0, 0), images)
+    with pytest.raises(ValueError, match=r"\|dx\| must be below 5"):
+        shift_images(images, 0, 5)
+    with pytest.raises(TypeError, match="dy must be an int"):
+        shift_images(images, 1.0, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"copies": 25}, "copies must be in 0..24"),
+        ({"n_queries": 0}, "n_queries must be in 1..10000"),
+        ({"n_queries": 10, "n_latency": 11}, "n_latency must be in 1..10"),
+    ],
+)
+def test_the_benchmark_rejects_bad_sizes_before_training(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_search_benchmark(**kwargs, mnist="/nonexistent/mnist.npz")
 
 
 def _data():
@@ -79,8 +110,9 @@ def test_the_committed_search_benchmark_is_current_and_complete():
         "the search code changed: rerun make bench-search"
     )
     rows = results["rows"]
-    assert {row["references"] for row in rows} == {"mnist_60k", "shifted_1m"}
-    for name, n in (("mnist_60k", 60_000), ("shifted_1m", 17 * 60_000)):
+    assert {row["references"] for row in rows} == {"mnist_60k", "shifted_copies"}
+    assert results["copies"] == 16
+    for name, n in (("mnist_60k", 60_000), ("shifted_copies", 17 * 60_000)):
         mine = [row for row in rows if row["references"] == name]
         assert {row["n"] for row in mine} == {n}
         flat = [row for row in mine if row["kind"] == "flat"]

@@ -137,12 +137,13 @@ class EmbeddingIndex:
     nprobe : int, optional
         ``"ivf"`` only: cells visited per query, at most ``nlist``; default
         ``min(8, nlist)``.
-    hnsw_m : int, default 32
-        ``"hnsw"`` only: links per node.
-    ef_construction : int, default 40
-        ``"hnsw"`` only: candidates kept while inserting.
-    ef_search : int, default 64
-        ``"hnsw"`` only: candidates kept while searching.
+    hnsw_m : int, optional
+        ``"hnsw"`` only: links per node in the upper layers (twice as many in
+        the bottom layer); default 32.
+    ef_construction : int, optional
+        ``"hnsw"`` only: candidates kept while inserting; default 40.
+    ef_search : int, optional
+        ``"hnsw"`` only: candidates kept while searching; default 64.
     seed : int, default 0
         ``"ivf"``: seeds k-means. The HNSW graph is built on one thread, so
         that the same references always give the same graph.
@@ -153,7 +154,8 @@ class EmbeddingIndex:
         On an argument of the wrong type.
     ValueError
         On an unknown ``kind``, a wrong shape, NaN or inf, no embeddings,
-        fewer embeddings than ``nlist``, or a parameter out of range.
+        fewer embeddings than ``nlist``, a parameter out of range, or a
+        parameter given for another kind (``nprobe`` for ``"flat"``...).
     ImportError
         Without FAISS.
     """
@@ -166,9 +168,9 @@ class EmbeddingIndex:
         *,
         nlist: Optional[int] = None,
         nprobe: Optional[int] = None,
-        hnsw_m: int = 32,
-        ef_construction: int = 40,
-        ef_search: int = 64,
+        hnsw_m: Optional[int] = None,
+        ef_construction: Optional[int] = None,
+        ef_search: Optional[int] = None,
         seed: int = 0,
     ) -> None:
         if kind not in KINDS:
@@ -177,11 +179,18 @@ class EmbeddingIndex:
         if len(x) == 0:
             raise ValueError("an index needs at least one embedding, got 0")
         y = _as_labels(labels, len(x))
-        for value, name in (
-            (hnsw_m, "hnsw_m"),
-            (ef_construction, "ef_construction"),
-            (ef_search, "ef_search"),
-        ):
+        options = {
+            "nlist": (nlist, "ivf"),
+            "nprobe": (nprobe, "ivf"),
+            "hnsw_m": (hnsw_m, "hnsw"),
+            "ef_construction": (ef_construction, "hnsw"),
+            "ef_search": (ef_search, "hnsw"),
+        }
+        for name, (value, owner) in options.items():
+            if value is None:
+                continue
+            if owner != kind:
+                raise ValueError(f"{name} applies to an {owner!r} index, not {kind!r}")
             _check_int(value, name)
         _check_int(seed, "seed", low=0)
         faiss = _faiss()
@@ -190,28 +199,32 @@ class EmbeddingIndex:
         if kind == "flat":
             index = faiss.IndexFlatL2(dim)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, int(hnsw_m))
-            index.hnsw.efConstruction = int(ef_construction)
-            self._params.update(hnsw_m=int(hnsw_m), ef_construction=ef_construction)
+            hnsw_m = 32 if hnsw_m is None else int(hnsw_m)
+            ef_construction = 40 if ef_construction is None else int(ef_construction)
+            index = faiss.IndexHNSWFlat(dim, hnsw_m)
+            index.hnsw.efConstruction = ef_construction
+            self._params.update(hnsw_m=hnsw_m, ef_construction=ef_construction)
         else:
             if nlist is None:
                 nlist = min(len(x), max(1, round(4 * np.sqrt(len(x)))))
-            _check_int(nlist, "nlist")
+            nlist = int(nlist)
             if nlist > len(x):
                 raise ValueError(
                     f"an ivf index with nlist={nlist} needs at least {nlist} "
                     f"embeddings to train k-means, got {len(x)}"
                 )
-            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, int(nlist))
+            if nprobe is not None and nprobe > nlist:  # before k-means, not after
+                raise ValueError(f"nprobe must be at most nlist={nlist}, got {nprobe}")
+            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
             index.cp.seed = int(seed)
             index.train(x)
-            self._params.update(nlist=int(nlist), seed=int(seed))
+            self._params.update(nlist=nlist, seed=int(seed))
         self._index = index
         self._labels = np.empty(0, dtype=np.int64)
         if kind == "ivf":
             self.nprobe = min(8, self._params["nlist"]) if nprobe is None else nprobe
         if kind == "hnsw":
-            self.ef_search = ef_search
+            self.ef_search = 64 if ef_search is None else ef_search
         self._add(x, y)
 
     # -- building ---------------------------------------------------------- #
@@ -431,24 +444,32 @@ class EmbeddingIndex:
                 params = json.loads(bytes(data["params"]).decode())
                 index = faiss.deserialize_index(data["index"])
                 labels = data["labels"].astype(np.int64)
-            if params["kind"] not in KINDS or index.d != params["dim"]:
-                raise ValueError(f"parameters {params} do not match the index")
+            classes = {
+                "flat": faiss.IndexFlatL2,
+                "ivf": faiss.IndexIVFFlat,
+                "hnsw": faiss.IndexHNSWFlat,
+            }
+            kind = params["kind"]
+            if kind not in KINDS or not isinstance(index, classes[kind]):
+                raise ValueError(f"a {type(index).__name__} saved as kind {kind!r}")
+            if index.d != params["dim"]:
+                raise ValueError(f"dimension {index.d}, saved as {params['dim']}")
             if labels.shape != (index.ntotal,):
                 raise ValueError(
                     f"{labels.shape[0]} labels for {index.ntotal} references"
                 )
-        except Exception as error:  # zip, JSON, key or FAISS errors alike
+            loaded = cls.__new__(cls)
+            loaded._params = {
+                k: v for k, v in params.items() if k not in ("nprobe", "ef_search")
+            }
+            loaded._index, loaded._labels = index, labels
+            if kind == "ivf":
+                loaded.nprobe = params["nprobe"]
+            if kind == "hnsw":
+                loaded.ef_search = params["ef_search"]
+        except Exception as error:  # zip, JSON, key, FAISS or value errors alike
             raise ValueError(
                 f"{path} is not an EmbeddingIndex file ({type(error).__name__}: "
                 f"{error})"
             ) from error
-        loaded = cls.__new__(cls)
-        loaded._params = {
-            k: v for k, v in params.items() if k not in ("nprobe", "ef_search")
-        }
-        loaded._index, loaded._labels = index, labels
-        if loaded.kind == "ivf":
-            loaded.nprobe = params["nprobe"]
-        if loaded.kind == "hnsw":
-            loaded.ef_search = params["ef_search"]
         return loaded

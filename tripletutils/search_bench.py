@@ -43,6 +43,7 @@ __all__ = [
     "IVF_NPROBES",
     "HNSW_EF_SEARCH",
     "shifted_copies",
+    "shift_images",
     "measure_index",
     "run_search_benchmark",
     "main",
@@ -83,8 +84,7 @@ def shifted_copies(images: np.ndarray, copies: int, seed: int = 0) -> List[tuple
     -------
     list of tuple of int
         ``copies`` distinct shifts ``(dy, dx)``, each in ``-2..2`` and never
-        ``(0, 0)``; apply one with ``np.roll(images, (dy, dx), axis=(1, 2))``
-        (MNIST's 2-pixel border is blank, so nothing wraps around).
+        ``(0, 0)``; apply one with :func:`shift_images`.
     """
     if not isinstance(images, np.ndarray) or images.ndim not in (3, 4):
         raise ValueError("images must be a numpy array of shape (N, H, W[, 1])")
@@ -95,6 +95,40 @@ def shifted_copies(images: np.ndarray, copies: int, seed: int = 0) -> List[tuple
     shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if dy or dx]
     order = np.random.default_rng(seed).permutation(len(shifts))[:copies]
     return [shifts[i] for i in sorted(order)]
+
+
+def shift_images(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Images moved ``dy`` rows down and ``dx`` columns right, blank filled in.
+
+    Pixels pushed past an edge are dropped and the uncovered rows and columns
+    are zero (some MNIST digits reach within 2 pixels of the edge, so a
+    circular ``np.roll`` would wrap their ink to the other side).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Shape ``(N, H, W)`` or ``(N, H, W, C)``, any dtype.
+    dy, dx : int
+        Shifts, ``|dy| < H`` and ``|dx| < W``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``images``.
+    """
+    if not isinstance(images, np.ndarray) or images.ndim not in (3, 4):
+        raise ValueError("images must be a numpy array of shape (N, H, W[, C])")
+    height, width = images.shape[1:3]
+    for value, name, size in ((dy, "dy", height), (dx, "dx", width)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if abs(value) >= size:
+            raise ValueError(f"|{name}| must be below {size}, got {value}")
+    out = np.zeros_like(images)
+    rows = slice(max(dy, 0), height + min(dy, 0)), slice(max(-dy, 0), height - dy)
+    cols = slice(max(dx, 0), width + min(dx, 0)), slice(max(-dx, 0), width - dx)
+    out[:, rows[0], cols[0]] = images[:, rows[1], cols[1]]
+    return out
 
 
 def measure_index(
@@ -182,21 +216,20 @@ def _rows_for(
     exact = flat.search(queries, k=1).indices[:, 0]
     add_row("flat", None, None, flat, build, exact)
     del flat
-    start = time.perf_counter()
-    ivf = EmbeddingIndex(references, labels, kind="ivf", seed=0)
-    build = time.perf_counter() - start
-    for nprobe in IVF_NPROBES:
-        ivf.nprobe = nprobe
-        add_row("ivf", "nprobe", nprobe, ivf, build, exact)
-    for row in rows[-len(IVF_NPROBES) :]:
-        row["nlist"] = ivf.nlist
-    del ivf
-    start = time.perf_counter()
-    hnsw = EmbeddingIndex(references, labels, kind="hnsw", hnsw_m=16)
-    build = time.perf_counter() - start
-    for ef in HNSW_EF_SEARCH:
-        hnsw.ef_search = ef
-        add_row("hnsw", "ef_search", ef, hnsw, build, exact)
+    sweeps = (
+        ("ivf", "nprobe", IVF_NPROBES, {"seed": 0}),
+        ("hnsw", "ef_search", HNSW_EF_SEARCH, {"hnsw_m": 16}),
+    )
+    for kind, knob, values, options in sweeps:
+        start = time.perf_counter()
+        index = EmbeddingIndex(references, labels, kind=kind, **options)
+        build = time.perf_counter() - start
+        for value in values:
+            setattr(index, knob, value)
+            add_row(kind, knob, value, index, build, exact)
+            if kind == "ivf":
+                rows[-1]["nlist"] = index.nlist
+        del index
     return rows
 
 
@@ -214,11 +247,13 @@ def run_search_benchmark(
     ----------
     copies : int, default 16
         Shifted copies of the training digits in the large reference set
-        (``60,000 * (1 + copies)`` references; 0: no large set).
+        ``"shifted_copies"`` (``60,000 * (1 + copies)`` references), 0 to 24;
+        0: no large set.
     n_queries : int, default 1000
-        Test digits searched (the first ``n_queries`` of a fixed permutation).
+        Test digits searched (the first ``n_queries`` of a fixed permutation),
+        1 to 10,000.
     n_latency : int, default 200
-        Of them, searched one at a time for the latency.
+        Of them, searched one at a time for the latency, 1 to ``n_queries``.
     steps : int, optional
         Training steps (default :data:`SEARCH_RECIPE`'s).
     mnist : str, optional
@@ -233,8 +268,16 @@ def run_search_benchmark(
     """
     from .training import train
 
-    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 0:
-        raise ValueError(f"copies must be an int >= 0, got {copies!r}")
+    for value, name, high in (
+        (copies, "copies", 24),
+        (n_queries, "n_queries", 10_000),
+        (n_latency, "n_latency", n_queries),
+    ):
+        low = 0 if name == "copies" else 1
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be in {low}..{high}, got {value}")
     started = time.perf_counter()
     set_seed(0)
     (x_train, y_train), (x_test, y_test) = load_mnist(mnist)
@@ -258,13 +301,13 @@ def run_search_benchmark(
     if copies:
         parts, part_labels = [references], [labels]
         for dy, dx in shifted_copies(x_train, copies, seed=0):
-            parts.append(embed(net, np.roll(x_train, (dy, dx), axis=(1, 2))))
+            parts.append(embed(net, shift_images(x_train, dy, dx)))
             part_labels.append(labels)
         big = np.concatenate(parts)
         del parts
         log(f"embedded {len(big):,} references for the large set")
         rows += _rows_for(
-            "shifted_1m",
+            "shifted_copies",
             big,
             np.concatenate(part_labels),
             queries,
@@ -284,6 +327,7 @@ def run_search_benchmark(
         "faiss_threads": int(faiss.omp_get_max_threads()),
         "code_fingerprint": code_fingerprint(SEARCH_MODULES),
         "recipe": dataclasses.asdict(recipe),
+        "copies": int(copies),
         "queries": {
             "n": int(n_queries),
             "latency_n": int(n_latency),
