@@ -30,6 +30,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# The results ledger (an appendix built from the experiments' records).
+LEDGER := book/ledger.ipynb
 # One place for the environment every target runs the notebooks in.
 export PYTHONHASHSEED ?= 0
 # oneDNN on every x86 CPU (TensorFlow turns it on by itself only with AVX-512 or
@@ -69,7 +71,8 @@ unit-all: setup
 
 nbval: setup
 	$(PY) -m pytest --nbval --nbval-current-env \
-	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
+	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks \
+	    $(LEDGER)
 
 # Chapter 10 once more with oneDNN off: other kernels round differently, as other
 # CPUs do (bfloat16 natively or emulated), so an output that depends on the CPU's
@@ -147,6 +150,7 @@ outputs: setup
 	    ../$(PY) -m jupyter execute --inplace --timeout=1200 "$$nb" || exit 1; \
 	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
 	done
+	cd $(dir $(LEDGER)) && ../$(PY) -m jupyter execute --inplace $(notdir $(LEDGER))
 	$(PY) -c "import json, base64, pathlib; \
 	cells = json.load(open('notebooks/05_per_class_evaluation.ipynb'))['cells']; \
 	out = [o for c in cells if 'readme-figure' in c['metadata'].get('tags', []) for o in c['outputs'] if 'image/png' in o.get('data', {})]; \
