@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -202,3 +204,41 @@ def test_gemm_peak_measures_and_checks_input():
         gemm_peak("float16")
     with pytest.raises(ValueError, match="positive ints"):
         gemm_peak("float32", n=0)
+
+
+def test_training_floor_is_nine_forward_passes_per_triplet_at_the_rate():
+    from tripletutils.bench import training_floor
+
+    # 1 MFLOP forward per image, 100 triplets, 9 GFLOP/s: 9e8 FLOPs -> 0.1 s
+    assert training_floor(10**6, 9.0, triplets=100) == pytest.approx(0.1)
+    assert training_floor(10**6, 18.0, triplets=100) == pytest.approx(0.05)
+    for bad, error in (
+        (dict(flops_per_image=1.5, gflops=1.0), TypeError),
+        (dict(flops_per_image=True, gflops=1.0), TypeError),
+        (dict(flops_per_image=10, gflops="1"), TypeError),
+        (dict(flops_per_image=0, gflops=1.0), ValueError),
+        (dict(flops_per_image=10, gflops=float("nan")), ValueError),
+        (dict(flops_per_image=10, gflops=1.0, triplets=-1), ValueError),
+    ):
+        with pytest.raises(error):
+            training_floor(**bad)
+
+
+def test_the_committed_benchmark_states_the_floor_and_the_ratios():
+    from tripletutils.bench import BOOK_BENCHMARK, training_floor
+
+    results = json.loads(BOOK_BENCHMARK.read_text())
+    arithmetic = results["arithmetic"]
+    labels = [r["label"] for r in results["training"]]
+    xla = [r for r in results["training"] if r["jit_compile"]]
+    assert len(xla) == 1 and xla[0]["steps_per_execution"] == 100, labels
+    assert xla[0]["steps"] == 300  # like the other batch-32 rows
+    floors = {row["dtype"]: row for row in arithmetic["floor"]}
+    assert set(floors) == {"float32", "bfloat16"}
+    for gemm in arithmetic["gemm"]:
+        row = floors[gemm["dtype"]]
+        expected = training_floor(arithmetic["flops_per_image"], gemm["gflops"])
+        assert row["floor_seconds"] == pytest.approx(expected)
+        assert row["floor_ratio"] == pytest.approx(row["best_seconds"] / expected)
+        assert row["best_label"] in labels and row["floor_ratio"] > 1
+        assert 0 < row["embed_share"] < 1

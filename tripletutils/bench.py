@@ -45,6 +45,7 @@ __all__ = [
     "time_to_quality",
     "flops_per_image",
     "gemm_peak",
+    "training_floor",
     "search_time",
     "peak_memory_mib",
     "main",
@@ -467,6 +468,50 @@ def flops_per_image(model: keras.Model) -> int:
     return int(total)
 
 
+def training_floor(flops_per_image: int, gflops: float, triplets: int = 60000) -> float:
+    """Seconds to train on ``triplets`` triplets at a matrix product's rate.
+
+    A training step runs the network forward and backward on the three images
+    of each triplet; the backward pass costs about twice the forward (the
+    gradients with respect to the inputs and to the weights, each one product
+    of the forward's size), so a triplet costs ``3 * 3 * flops_per_image``.
+    At ``gflops`` (a large matrix product's rate, :func:`gemm_peak`), that
+    arithmetic alone takes the returned time: a practical floor, which a
+    training loop can approach but not pass at that rate.
+
+    Parameters
+    ----------
+    flops_per_image : int
+        Forward FLOPs of one image (:func:`flops_per_image`), positive.
+    gflops : float
+        The arithmetic rate, in GFLOP/s, positive.
+    triplets : int, default 60000
+
+    Returns
+    -------
+    float
+        Seconds.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a number (``flops_per_image`` and ``triplets``
+        integers).
+    ValueError
+        If an argument is not positive and finite.
+    """
+    for name, value, kinds in (
+        ("flops_per_image", flops_per_image, (int, np.integer)),
+        ("gflops", gflops, (int, float, np.integer, np.floating)),
+        ("triplets", triplets, (int, np.integer)),
+    ):
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be positive and finite, got {value}")
+    return 3 * 3 * int(flops_per_image) * int(triplets) / (float(gflops) * 1e9)
+
+
 def gemm_peak(dtype: str = "bfloat16", n: int = 2048, repeats: int = 5) -> Dict:
     """Measured matrix-multiply throughput: an arithmetic limit for this CPU.
 
@@ -573,11 +618,11 @@ TRAINING_CONFIGS = (
         dict(batch_size=32, steps=300, steps_per_execution=100, fused=True),
     ),
     (
-        "+ tf.data + fused + spe=25 + XLA",
+        "+ tf.data + fused + spe=100 + XLA",
         dict(
             batch_size=32,
-            steps=50,
-            steps_per_execution=25,
+            steps=300,
+            steps_per_execution=100,
             fused=True,
             jit_compile=True,
         ),
@@ -694,6 +739,41 @@ def _time_to_quality_rows(x_train, y_train, seeds, check_every=200) -> Dict:
         "fast": summary([fast[s] for s in seeds]),
         "seeds": list(seeds),
     }
+
+
+def _floor_rows(results: Dict) -> List[Dict]:
+    """Per precision: the training floor and the embedding limit, against the
+    fastest batch-32 training row and the fastest embedding batch size."""
+    flops = results["arithmetic"]["flops_per_image"]
+    plain = results["training"][0]["seconds_per_60000_triplets"]
+    rows = []
+    for gemm in results["arithmetic"]["gemm"]:
+        policy = "float32" if gemm["dtype"] == "float32" else "mixed_bfloat16"
+        same = [
+            r
+            for r in results["training"]
+            if r["batch_size"] == 32 and r["precision"] == policy
+        ]
+        best = min(same, key=lambda r: r["seconds_per_60000_triplets"])
+        embed_best = max(
+            r["images_per_second"]
+            for r in results["embedding"]
+            if r["precision"] == policy
+        )
+        floor = training_floor(flops, gemm["gflops"])
+        rows.append(
+            {
+                "dtype": gemm["dtype"],
+                "floor_seconds": floor,
+                "best_label": best["label"],
+                "best_seconds": best["seconds_per_60000_triplets"],
+                "floor_ratio": best["seconds_per_60000_triplets"] / floor,
+                "plain_ratio": plain / best["seconds_per_60000_triplets"],
+                "embed_best": embed_best,
+                "embed_share": embed_best / gemm["images_per_second_limit"],
+            }
+        )
+    return rows
 
 
 def main(argv=None) -> int:
@@ -824,6 +904,14 @@ def main(argv=None) -> int:
             f"gemm   {row['dtype']:14s} {row['n']}^3: {row['gflops']:7.1f} GFLOP/s, "
             f"limit {row['images_per_second_limit']:9,.0f} images/s at "
             f"{flops / 1e6:.2f} MFLOP per image"
+        )
+    results["arithmetic"]["floor"] = _floor_rows(results)
+    for row in results["arithmetic"]["floor"]:
+        print(
+            f"floor  {row['dtype']:14s} training {row['floor_seconds']:5.2f} s per "
+            f"60,000 triplets; fastest batch-32 row {row['best_seconds']:5.2f} s, "
+            f"{row['floor_ratio']:.2f} x the floor, {row['plain_ratio']:.2f} x faster "
+            f"than the plain port; embedding {row['embed_share']:.0%} of the limit"
         )
     from .evaluation import embed
 
