@@ -11,6 +11,7 @@
 #   make outputs  re-execute the notebooks in place (the committed outputs)
 #   make bench    python -m tripletutils.bench -> tripletutils/results/cpu_2cores.json
 #   make bench-search  python -m tripletutils.search_bench -> tripletutils/results/search_2cores.json
+#   make profile  python -m tripletutils.step_profile -> tripletutils/results/step_profile_2cores.json
 #   make experiments [NAME=...] [WORKERS=2] [SCHEDULER=tcp://host:8786]
 #                 the runs whose record is missing or stale ->
 #                 tripletutils/results/NAME/<run id>.json (resumable)
@@ -44,7 +45,7 @@ BOOK_SED := sed -e 's|book_fixes: book/_ext|book_fixes: $(CURDIR)/book/_ext|'
 
 .PHONY: setup lock test unit unit-all nbval nbval-kernels experiments book html browser booktests outputs bench clean \
 	lint citation lab publish test-oldest repo-url check-solutions colab test-backends \
-	bench-search
+	bench-search profile
 
 setup: $(STAMP)
 
@@ -166,6 +167,10 @@ bench: setup
 # about a million references (run it on a quiet machine; about 10 minutes on 2 cores).
 bench-search: setup
 	$(PY) -m tripletutils.search_bench --output tripletutils/results/search_2cores.json
+
+# Where a training step's time goes (TensorFlow's profiler), for chapter 10.
+profile: setup
+	$(PY) -m tripletutils.step_profile --output tripletutils/results/step_profile_2cores.json
 
 # JupyterLab (the `lab` extra) with the venv registered as a named kernel.
 KERNEL := triplet-loss-book

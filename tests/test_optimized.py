@@ -13,6 +13,8 @@ MODULES = (
     "tripletutils.bench",
     "tripletutils.search",
     "tripletutils.search_bench",
+    "tripletutils.step_profile",
+    "tripletutils.ledger",
 )
 
 
@@ -39,7 +41,7 @@ def test_the_package_imports_without_docstrings():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["engine", "bench", "search_bench"])
+@pytest.mark.parametrize("module", ["engine", "bench", "search_bench", "step_profile"])
 def test_the_commands_print_their_help_without_docstrings(module):
     out = _run("-m", f"tripletutils.{module}", "--help")
     assert out.returncode == 0, out.stderr[-2000:]
