@@ -124,6 +124,8 @@ BUILD_ON_OTHERS = {
     "recipes.py",
     "bench.py",
     "search_bench.py",
+    "step_profile.py",
+    "ledger.py",
     "experiments.py",
     "engine.py",
 }
