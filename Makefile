@@ -78,7 +78,7 @@ nbval: setup
 # Chapter 10 once more with oneDNN off: other kernels round differently, as other
 # CPUs do (bfloat16 natively or emulated), so an output that depends on the CPU's
 # arithmetic and is still compared as text fails here, on any machine.
-NBVAL_KERNELS := notebooks/10_performance_and_deployment.ipynb
+NBVAL_KERNELS := notebooks/10_performance.ipynb notebooks/11_deployment.ipynb
 nbval-kernels: setup
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider $(NBVAL_KERNELS)

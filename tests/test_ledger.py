@@ -37,7 +37,7 @@ NOT_RECORDS = {
         "boot_low": "the chapter's own network, bootstrap over its test queries",
         "boot_high": "the chapter's own network, bootstrap over its test queries",
     },
-    "11": {
+    "12": {
         "approx_p1_low": "the search benchmark's file, not an experiment",
         "approx_p1_high": "the search benchmark's file, not an experiment",
     },

@@ -115,7 +115,7 @@ ALLOWED_MAXIMA = {
     ("08", "top = max(METHODS, key="): "names the best test mean, reports only",
     ("10", 'same_results["speed-up"].idxmax()'): "the fastest benchmark setting",
     ("10", 'rows["images_per_second"].idxmax()'): "the fastest inference batch size",
-    ("10", "np.argmax(queries[i : i + chunk] @ index.T"): "a search's nearest item",
+    ("11", "np.argmax(queries[i : i + chunk] @ index.T"): "a search's nearest item",
 }
 
 
