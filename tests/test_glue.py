@@ -54,6 +54,23 @@ def _cells(nb: Path) -> list[dict]:
     return json.loads(nb.read_text())["cells"]
 
 
+def glued_values(cells: list[dict]):
+    """Each glued output of a chapter: (key, stored text, its literal value or None)."""
+    for c in cells:
+        for out in c.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if not name:
+                continue
+            text = "".join(
+                v for k, v in out.get("data", {}).items() if k.endswith("text/plain")
+            )
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = None
+            yield name, text, value
+
+
 def _prose(markdown: str) -> str:
     for pattern in _NOT_PROSE:
         markdown = pattern.sub(" ", markdown)
@@ -137,18 +154,9 @@ def test_formatted_glue_values_are_plain_numbers(nb):
     cells = _cells(nb)
     formatted = _prose_keys(cells, GLUE_FORMATTED)
     bad = []
-    for c in cells:
-        for out in c.get("outputs", []):
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name not in formatted:
-                continue
-            text = "".join(
-                v for k, v in out.get("data", {}).items() if k.endswith("text/plain")
-            )
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                value = None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                bad.append(f"{name}: {text[:40]}")
+    for name, text, value in glued_values(cells):
+        if name in formatted and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            bad.append(f"{name}: {text[:40]}")
     assert not bad, f"glue float(...) or int(...) for these: {bad}"

@@ -7,7 +7,6 @@ chapters: every interval statistic a chapter glues (a key ending in ``_mean``,
 reads records links to the ledger.
 """
 
-import ast
 import json
 import math
 import re
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from test_glue import glued_values
 from tripletutils import ledger
 from tripletutils.experiments import EXPERIMENTS
 
@@ -207,20 +207,10 @@ def committed_values():
 
 
 def _glued_numbers(nb):
-    for cell in json.loads(nb.read_text())["cells"]:
-        for out in cell.get("outputs", []):
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if not name:
-                continue
-            text = "".join(
-                v for k, v in out.get("data", {}).items() if k.endswith("text/plain")
-            )
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(value, float):
-                yield name, value
+    cells = json.loads(nb.read_text())["cells"]
+    for name, _, value in glued_values(cells):
+        if isinstance(value, float):
+            yield name, value
 
 
 def _listed(values, value):

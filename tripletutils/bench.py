@@ -13,7 +13,7 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault(
     "TF_CPP_MIN_LOG_LEVEL", "3"
@@ -28,6 +28,7 @@ from .recipes import FAST_SEED_RECIPE, SEED_RECIPE
 from .runtime import hardware_info
 from .sampling import seed_offline_triplets, triplet_dataset
 from .training import (
+    Recipe,
     batch_schedule,
     build_recipe_net,
     build_training_model,
@@ -42,6 +43,8 @@ __all__ = [
     "BOOK_BENCHMARK",
     "embedding_throughput",
     "training_throughput",
+    "compiled_seed_steps",
+    "seed_training_model",
     "time_to_quality",
     "flops_per_image",
     "gemm_peak",
@@ -134,6 +137,104 @@ def embedding_throughput(
     return rows
 
 
+def seed_training_model(
+    batch_size: int,
+    steps: int,
+    steps_per_execution: int = 1,
+    fused: bool = False,
+    precision: str = "float32",
+    seed: int = 0,
+    jit_compile: bool = False,
+) -> Tuple[Recipe, keras.Model]:
+    """The seed recipe at a batch size and its compiled three-input model.
+
+    Built by the functions :func:`tripletutils.training.train` uses; the
+    benchmark and :mod:`tripletutils.step_profile` time this model.
+
+    Parameters
+    ----------
+    batch_size : int
+        Triplets per step (``p * k // 3``: 3 classes of ``batch_size`` images).
+    steps : int
+        The recipe's steps (the length of its batch schedule).
+    steps_per_execution : int, default 1
+    fused : bool, default False
+    precision : {"float32", "mixed_bfloat16"}, default "float32"
+        Computed as asked, whatever the CPU.
+    seed : int, default 0
+    jit_compile : bool, default False
+        Passed to ``model.compile``.
+
+    Returns
+    -------
+    (Recipe, keras.Model)
+
+    Raises
+    ------
+    TypeError, ValueError
+        On settings the recipe or the model refuses.
+    """
+    recipe = dataclasses.replace(
+        SEED_RECIPE,
+        name="bench",
+        p=3 if batch_size > 1 else 2,
+        k=batch_size if batch_size > 1 else 2,
+        steps=steps,
+        epochs=1,
+        steps_per_execution=steps_per_execution,
+        fused=fused,
+        precision=precision,
+    )
+    keras.utils.set_random_seed(seed)
+    _, model = build_training_model(recipe, build_recipe_net(recipe, seed=seed))
+    model.compile(
+        optimizer=make_optimizer(recipe),
+        loss=make_loss(recipe),
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    return recipe, model
+
+
+def compiled_seed_steps(
+    recipe: Recipe,
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+):
+    """The compiled loop over a benchmark recipe's batches, ready to time.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The recipe the model was built from (its ``loop`` is set to
+        ``"compiled"`` here).
+    model : keras.Model
+        Its compiled three-input model.
+    images : numpy.ndarray
+        ``float32`` images as the network takes them, shape ``(N, 28, 28, 1)``.
+    labels : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    seed : int, default 0
+        The seed of the batch schedule.
+
+    Returns
+    -------
+    callable
+        ``run(start, n)`` (scalar ``int64`` tensors), as
+        :func:`tripletutils.training.compiled_train_function` returns it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`tripletutils.training.compiled_train_function` raises them.
+    """
+    compiled = dataclasses.replace(recipe, loop="compiled")
+    schedule = batch_schedule(compiled, labels, seed=seed)
+    return compiled_train_function(compiled, model, images, labels, schedule)
+
+
 def training_throughput(
     images: np.ndarray,
     labels: np.ndarray,
@@ -219,26 +320,8 @@ def training_throughput(
             f"{steps} steps of {batch_size} need {needed} triplets, "
             f"only {len(triplets)} exist"
         )
-    # The seed recipe with this batch (p * k // 3 = batch_size triplets), built
-    # by the same functions as tripletutils.training.train.
-    recipe = dataclasses.replace(
-        SEED_RECIPE,
-        name="bench",
-        p=3 if batch_size > 1 else 2,
-        k=batch_size if batch_size > 1 else 2,
-        steps=steps,
-        epochs=1,
-        steps_per_execution=steps_per_execution,
-        fused=fused,
-        precision=precision,
-    )
-    keras.utils.set_random_seed(seed)
-    _, model = build_training_model(recipe, build_recipe_net(recipe, seed=seed))
-    model.compile(
-        optimizer=make_optimizer(recipe),
-        loss=make_loss(recipe),
-        steps_per_execution=steps_per_execution,
-        jit_compile=jit_compile,
+    recipe, model = seed_training_model(
+        batch_size, steps, steps_per_execution, fused, precision, seed, jit_compile
     )
     raw = recipe_inputs(recipe, images)
     warm_rows = min(needed, batch_size * 2 * steps_per_execution)
@@ -257,9 +340,7 @@ def training_throughput(
                 shuffle=True,
             )
     elif feed == "compiled":
-        compiled = dataclasses.replace(recipe, loop="compiled")
-        schedule = batch_schedule(compiled, labels, seed=seed)
-        steps_of = compiled_train_function(compiled, model, raw, labels, schedule)
+        steps_of = compiled_seed_steps(recipe, model, raw, labels, seed)
 
         def run(rows):
             n = rows // batch_size

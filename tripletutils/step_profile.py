@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import datetime
 import glob
 import json
@@ -27,22 +26,13 @@ from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from .bench import compiled_seed_steps, seed_training_model  # noqa: E402
 from .fingerprint import code_fingerprint  # noqa: E402
-from .recipes import SEED_RECIPE  # noqa: E402
 from .runtime import hardware_info  # noqa: E402
-from .training import (  # noqa: E402
-    batch_schedule,
-    build_recipe_net,
-    build_training_model,
-    compiled_train_function,
-    make_loss,
-    make_optimizer,
-    recipe_inputs,
-)
+from .training import recipe_inputs  # noqa: E402
 
 __all__ = ["KINDS", "BOOK_PROFILE", "kind_of", "profile_training_steps", "main"]
 
@@ -183,28 +173,11 @@ def profile_training_steps(
         raise ValueError("labels must be a 1-D array with one label per image")
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    recipe = dataclasses.replace(
-        SEED_RECIPE,
-        name="step_profile",
-        p=3,
-        k=batch_size,
-        steps=2 * spe + 2 * steps,
-        epochs=1,
-        steps_per_execution=spe,
-        fused=True,
-        precision=precision,
-        loop="compiled",
+    recipe, model = seed_training_model(
+        batch_size, 2 * spe + 2 * steps, spe, True, precision, seed
     )
-    keras.utils.set_random_seed(seed)
-    _, model = build_training_model(recipe, build_recipe_net(recipe, seed=seed))
-    model.compile(
-        optimizer=make_optimizer(recipe),
-        loss=make_loss(recipe),
-        steps_per_execution=spe,
-    )
-    schedule = batch_schedule(recipe, labels, seed=seed)
-    run = compiled_train_function(
-        recipe, model, recipe_inputs(recipe, images), labels, schedule
+    run = compiled_seed_steps(
+        recipe, model, recipe_inputs(recipe, images), labels, seed
     )
 
     def timed(start: int, n: int) -> float:
