@@ -5,7 +5,7 @@
 #   make book     setup + execute every notebook afresh + HTML book in _build/html
 #   make unit     the fast unit tests (no training); make unit-all: all of them
 #   make test     setup + lint + all unit tests + pytest --nbval on the committed
-#                 notebooks (and chapter 10 again with oneDNN off) + HTML from the
+#                 notebooks (and chapter 12 again with oneDNN off) + HTML from the
 #                 committed outputs + browser tests
 #   make html     HTML book from the committed outputs (no execution), for the tests
 #   make outputs  re-execute the notebooks in place (the committed outputs)
@@ -75,10 +75,10 @@ nbval: setup
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks \
 	    $(LEDGER)
 
-# Chapter 10 once more with oneDNN off: other kernels round differently, as other
+# Chapter 12 once more with oneDNN off: other kernels round differently, as other
 # CPUs do (bfloat16 natively or emulated), so an output that depends on the CPU's
 # arithmetic and is still compared as text fails here, on any machine.
-NBVAL_KERNELS := notebooks/10_performance.ipynb notebooks/11_deployment.ipynb
+NBVAL_KERNELS := notebooks/12_performance.ipynb notebooks/13_deployment.ipynb
 nbval-kernels: setup
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider $(NBVAL_KERNELS)
@@ -159,16 +159,16 @@ outputs: setup
 	pathlib.Path('book/images/embedding_maps.png').write_bytes(base64.b64decode(out[0]['data']['image/png'])); \
 	print('wrote book/images/embedding_maps.png')"
 
-# The benchmark chapter 10 quotes (run it on a quiet machine).
+# The benchmark chapter 12 quotes (run it on a quiet machine).
 bench: setup
 	$(PY) -m tripletutils.bench --output tripletutils/results/cpu_2cores.json
 
-# The search benchmark chapter 11 quotes: exact and approximate indexes at 60,000 and
+# The search benchmark chapter 14 quotes: exact and approximate indexes at 60,000 and
 # about a million references (run it on a quiet machine; about 10 minutes on 2 cores).
 bench-search: setup
 	$(PY) -m tripletutils.search_bench --output tripletutils/results/search_2cores.json
 
-# Where a training step's time goes (TensorFlow's profiler), for chapter 10.
+# Where a training step's time goes (TensorFlow's profiler), for chapter 12.
 profile: setup
 	$(PY) -m tripletutils.step_profile --output tripletutils/results/step_profile_2cores.json
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 EXPLORER_PAGES = {
     "notebooks/05_per_class_evaluation": "seen digits 0-9",
-    "notebooks/08_unseen_classes": "unseen digits 6-9 among the seen ones",
+    "notebooks/10_unseen_classes": "unseen digits 6-9 among the seen ones",
 }
 pytestmark = pytest.mark.book
 
@@ -470,7 +470,7 @@ def test_embedding_explorer_hover_and_legend(site, browser, entry):
     # the book serves BokehJS from its own _static folder (book_fixes.py), no CDN
     assert facts["bokehjs_src"] and "_static/bokehjs/bokeh-" in facts["bokehjs_src"]
     assert facts["inline_bokehjs"] == 0
-    if entry.endswith("08_unseen_classes"):
+    if entry.endswith("10_unseen_classes"):
         assert set(facts["markers"]) == {"circle", "triangle"}
         assert any("unseen" in text for text in facts["legend"])
 

@@ -56,9 +56,20 @@ def test_counts_cells_words_code_and_exercises(tmp_path):
     assert (s["cells"], s["markdown"], s["code"]) == (3, 2, 1)
     assert s["code_lines"] == 2
     assert (s["exercises"], s["solved"]) == (2, 1)
-    words = len("# Title five words of plain prose".split())
-    assert s["words"] > words  # the exercise text counts as prose too
+    outside = "# Title five words of plain prose ## Exercises "
+    outside += "## Next steps 3. Not an exercise: under another heading."
+    # the exercises are not reading time (the review's rule); the rest of the page is
+    assert s["words"] == len(outside.split())
     assert abs(s["minutes"] - (s["words"] / 150 + 2 / 20)) < 1e-9
+    exercise_words = len(stats._exercise_block(EXERCISES).split())  # a role: 1 word
+    assert abs(s["exercise_minutes"] - exercise_words / 150) < 1e-9
+
+
+def test_solution_code_counts_in_the_exercise_minutes(tmp_path):
+    block = "## Exercises\n\n1. Q.\n\n```python\nx = 1\n\ny = 2\n```\n"
+    s = stats.chapter_stats(_notebook(tmp_path, [("markdown", block)]))
+    assert s["words"] == 2 and s["minutes"] == 2 / 150  # the heading only
+    assert abs(s["exercise_minutes"] - (len("1. Q.".split()) / 150 + 2 / 20)) < 1e-9
 
 
 def test_a_chapter_without_exercises_has_none(tmp_path):

@@ -37,7 +37,7 @@ def looks_typed(first_line):
 
 
 def test_looks_typed_catches_the_failure_it_is_for():
-    assert looks_typed("The candidates of chapter 7, in words: a, b")
+    assert looks_typed("The candidates of chapter 8, in words: a, b")
     assert looks_typed("Ends with a colon:")
     assert not looks_typed("Anything :func:`keras.ops.convert_to_tensor` accepts")
     assert not looks_typed("A plain sentence, with a comma")

@@ -258,7 +258,7 @@ def test_fast_loop_and_online_mining_runs_record_what_the_chapters_read(monkeypa
 def test_unseen_classes_chooses_without_the_unseen_digits():
     import dataclasses
 
-    # chapter 7's candidates again, on the seen digits' budget, plus lr 1e-2
+    # chapter 8's candidates again, on the seen digits' budget, plus lr 1e-2
     assert list(X.UNSEEN_CANDIDATES) == [*X.RECIPE_CANDIDATES, "lr_1e-2"]
     for key, recipe in X.UNSEEN_CANDIDATES.items():
         source = X.RECIPE_CANDIDATES.get(key, X.SEARCH_START)

@@ -30,14 +30,16 @@ NOT_RECORDS = {
         "own_mean": "pooled over both protocols' 20 runs (the prose compares pools)",
         "fixed_mean": "pooled over both protocols' 20 runs (the prose compares pools)",
     },
-    "07": {
-        "R_ratio_low": "a ratio of class counts, not a score",
-        "R_ratio_high": "a ratio of class counts, not a score",
+    "08": {
         "boot_mean": "the chapter's own network, bootstrap over its test queries",
         "boot_low": "the chapter's own network, bootstrap over its test queries",
         "boot_high": "the chapter's own network, bootstrap over its test queries",
     },
-    "12": {
+    "09": {
+        "R_ratio_low": "a ratio of class counts, not a score",
+        "R_ratio_high": "a ratio of class counts, not a score",
+    },
+    "14": {
         "approx_p1_low": "the search benchmark's file, not an experiment",
         "approx_p1_high": "the search benchmark's file, not an experiment",
     },

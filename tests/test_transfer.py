@@ -675,7 +675,7 @@ def test_fold_models_are_scored_apart_and_concatenated(
     assert none["test_unseen_map_at_r"] is None and len(fake_training["train"]) == 3
 
 
-# ------------------------------------- chapters 6 and 7's recipes on the folds
+# ------------------------------------- chapters 7 and 8's recipes on the folds
 
 
 def _online_mining_results(best_margin):

@@ -54,7 +54,7 @@ __all__ = [
     "main",
 ]
 
-#: The benchmark chapter 10 reads, ``make bench`` on the book's 2-core machine,
+#: The benchmark chapter 12 reads, ``make bench`` on the book's 2-core machine,
 #: installed with the package (so a chapter opened alone needs no ten-minute run).
 BOOK_BENCHMARK = Path(__file__).resolve().parent / "results" / "cpu_2cores.json"
 
@@ -811,7 +811,7 @@ def _time_to_quality_rows(x_train, y_train, seeds, check_every=200) -> Dict:
         }
 
     return {
-        "split": "split_indices(y_train, 0.1, seed=0): 54,000 train / 6,000 validation",
+        "split": "split_indices(y_train, 0.1, seed=0): 54,001 train / 5,999 validation",
         "metric": "seed metric on seed_offline_triplets(y_val, seed=1)",
         "check_every": check_every,
         "target": target,

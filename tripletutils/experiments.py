@@ -28,27 +28,27 @@ them. The experiments so far:
   on chapter 4's validation triplets (chapter 4).
 * ``fast_loop``: the compiled loop with the fast settings against ``fit``,
   over 5 seeds: the seed recipe on all 60,000 images (the seed's metric on the
-  test triplets, chapter 10) and on the book's split (on chapter 4's
+  test triplets, chapter 12) and on the book's split (on chapter 4's
   validation triplets), the improved recipe on the book's split (validation
   triplets, chapter 4), and the best recipe (Precision@1 on the validation
-  split) (chapters 4 and 10). The runs on the book's split of the seed and
+  split) (chapters 4 and 12). The runs on the book's split of the seed and
   the improved recipe also score the test triplets, overall and per class,
   for chapter 5 (the improved recipe over seeds beside the seed recipe), so
   they are trained once for both chapters.
-* ``online_mining``: chapter 6's schemes over 5 seeds, each with its margin
-  chosen on the validation split, and the L2 x margin grid (chapter 6).
-* ``unseen_classes``: chapter 8's triplet embedding (chapter 7's search run
+* ``online_mining``: chapter 7's schemes over 5 seeds, each with its margin
+  chosen on the validation split, and the L2 x margin grid (chapter 7).
+* ``unseen_classes``: chapter 10's triplet embedding (chapter 8's search run
   again on the digits 0-5) and softmax baseline (3 learning rates), trained on
   the digits 0-5 over 5 seeds; the validation images of 0-5 choose, the test
-  images of 6-9 report (chapter 8).
+  images of 6-9 report (chapter 10).
 * ``recipe_search``: the search's starting recipe (margin 0.5, keyed ``best``,
   shaped by earlier test-scored tries) and four one-change variations over 5
   seeds; the validation split chooses among them, the test set scores the
-  chosen recipe (chapter 7).
+  chosen recipe (chapter 8).
 * ``smoke``: a 4-run check of the engine (only by name).
 * ``transfer_validation`` and ``transfer_test`` (only by name, for now): the
   transfer protocol (Musgrave et al. 2020 in miniature; the issue rebuilding
-  chapter 8). Validation: 8 methods on one network and budget, each with the
+  chapter 10). Validation: 8 methods on one network and budget, each with the
   same grid of 2 learning rates (1e-3 and 3e-3, cosine decay; each method's
   loss settings fixed at their published defaults,
   :data:`TRANSFER_LOSS_SETTINGS`), trained on four of the digits 0-5 and
@@ -559,7 +559,7 @@ _FAST_LOOP = {
 def _fast_loop_run(key: str, seed: int, mnist: tuple) -> Dict:
     (x_all, y_all), (x_test, y_test) = mnist
     recipe = globals()[_FAST_LOOP[key]]
-    if key == "seed_fast":  # chapter 10's comparison with seed_reproduction
+    if key == "seed_fast":  # chapter 12's comparison with seed_reproduction
         fixed = seed_offline_triplets(y_test, seed=1)  # chapter 5's test triplets
         net, _, history = train(recipe, x_all, y_all, seed=seed)
         e = embed(net, recipe_inputs(recipe, x_test))
@@ -586,7 +586,7 @@ def _fast_loop_run(key: str, seed: int, mnist: tuple) -> Dict:
     }
 
 
-#: Chapter 6's recipe (the seed's network, P x K = 8 x 12 or 96 images a step,
+#: Chapter 7's recipe (the seed's network, P x K = 8 x 12 or 96 images a step,
 #: 600 steps, L2-normalised 128-d embeddings), run in the compiled loop in
 #: float32, which gives the same batches and weights as ``fit``, faster.
 MINING_BASE = Recipe(
@@ -600,10 +600,10 @@ MINING_BASE = Recipe(
     loop="compiled",
     steps_per_execution=100,
 )
-#: Chapter 6's schemes and the margins each (but soft-margin) is tried with.
+#: Chapter 7's schemes and the margins each (but soft-margin) is tried with.
 MINING_SCHEMES_COMPARED = MINING_SCHEMES
 MINING_MARGINS = (0.1, 0.2, 0.5)
-#: Chapter 6's grid of batch-all runs, as (l2_normalize, margin) pairs.
+#: Chapter 7's grid of batch-all runs, as (l2_normalize, margin) pairs.
 L2_MARGIN_GRID = ((True, 0.2), (True, 1.0), (False, 0.2), (False, 1.0))
 
 
@@ -644,7 +644,7 @@ def _online_mining_run(key: str, seed: int, mnist: tuple) -> Dict:
     # each split's images among themselves (leave-one-out: cheap, where MAP@R
     # against 54,001 references costs more than the training); validation
     # chooses, test reports. The test images' 1-NN accuracy against the
-    # training images too (chapter 6's test table; no chapter reads it on
+    # training images too (chapter 7's test table; no chapter reads it on
     # validation)
     for split, (x, y) in (("val", (x_val, y_val)), ("test", (x_test, y_test))):
         e = embed(net, x)
@@ -721,10 +721,10 @@ def _unseen_classes_run(key: str, seed: int, mnist: tuple) -> List[Dict]:
     return rows
 
 
-#: The recipe chapter 7's search started from, named as it was then (the book's
+#: The recipe chapter 8's search started from, named as it was then (the book's
 #: best recipe before it was chosen on validation, with margin 0.5).
 SEARCH_START = dataclasses.replace(BEST_RECIPE, name="best", margin=0.5)
-#: The candidates of chapter 7's search, the starting recipe (keyed "best",
+#: The candidates of chapter 8's search, the starting recipe (keyed "best",
 #: its name when the search ran) and four variations of it, one change each,
 #: each trained for its 2,000 steps (the 2-minute budget) on the book's split.
 #: The chapter chooses among them on the validation images only; the chosen
@@ -742,20 +742,20 @@ RECIPE_CANDIDATES: Dict[str, Recipe] = {
 }
 
 
-#: Chapter 8 trains on the digits below this one and searches among the rest.
+#: Chapter 10 trains on the digits below this one and searches among the rest.
 SEEN_DIGITS = 6
-#: Chapter 8's budget on the six seen digits (6 classes x 16 images a step,
+#: Chapter 10's budget on the six seen digits (6 classes x 16 images a step,
 #: 800 steps).
 _SEEN_BUDGET = {"p": 6, "k": 16, "steps": 800}
-#: The learning rates of chapter 8's softmax baseline; its triplet search tries
+#: The learning rates of chapter 10's softmax baseline; its triplet search tries
 #: the same three.
 UNSEEN_LEARNING_RATES = (1e-3, 3e-3, 1e-2)
 #: unseen_classes' softmax candidates: one per learning rate.
 _SOFTMAX_RATES = {f"softmax_lr{lr:g}": lr for lr in UNSEEN_LEARNING_RATES}
-#: Chapter 8's triplet candidates, chapter 7's search run again on the seen
-#: digits (each of :data:`RECIPE_CANDIDATES` on chapter 8's budget), plus the
+#: Chapter 10's triplet candidates, chapter 8's search run again on the seen
+#: digits (each of :data:`RECIPE_CANDIDATES` on chapter 10's budget), plus the
 #: starting recipe at learning rate 1e-2, so that the triplet loss tries the
-#: softmax baseline's three learning rates. Chapter 8 chooses among them on the
+#: softmax baseline's three learning rates. Chapter 10 chooses among them on the
 #: validation images of the digits 0-5 only; nothing of 6-9 takes part.
 UNSEEN_CANDIDATES: Dict[str, Recipe] = {
     key: dataclasses.replace(recipe, name=f"seen_{recipe.name}", **_SEEN_BUDGET)
@@ -764,7 +764,7 @@ UNSEEN_CANDIDATES: Dict[str, Recipe] = {
 UNSEEN_CANDIDATES["lr_1e-2"] = dataclasses.replace(
     UNSEEN_CANDIDATES["best"], name="seen_best_lr1e2", learning_rate=1e-2
 )
-#: The network, images per step and steps of chapter 8's softmax baseline, the
+#: The network, images per step and steps of chapter 10's softmax baseline, the
 #: starting recipe's (its mining and margin do not apply to it).
 UNSEEN_BASE = UNSEEN_CANDIDATES["best"]
 
@@ -1540,11 +1540,11 @@ def _transfer_folds_test_run(key: str, seed: int, mnist: tuple, config: Dict) ->
 
 
 #: The recommended closed-set recipes that transfer_closed_set scores on the
-#: class-disjoint folds: chapter 6's schemes (each at the margin chapter 6
-#: chose on validation) and chapter 7's BEST_RECIPE.
+#: class-disjoint folds: chapter 7's schemes (each at the margin chapter 7
+#: chose on validation) and chapter 8's BEST_RECIPE.
 CLOSED_SET_RECIPES = MINING_SCHEMES_COMPARED + ("best_recipe",)
 #: The baselines transfer_closed_set scores beside them, raw pixels and each
-#: network untrained (the seed's of chapter 6, the LeNet-style of chapter 7).
+#: network untrained (the seed's of chapter 7, the LeNet-style of chapter 8).
 CLOSED_SET_BASELINES = ("raw_pixels", "untrained_seed", "untrained_lenet")
 #: transfer_closed_set's candidates, one per (recipe or baseline, fold); the
 #: longest runs (BEST_RECIPE's 2,000 steps) first, so that they start first.
@@ -1556,7 +1556,7 @@ TRANSFER_CLOSED_SET_KEYS = tuple(
 
 
 def _chosen_mining_margins(online: Mapping) -> Dict[str, Optional[float]]:
-    """Chapter 6's choice: each scheme's margin of the highest mean validation
+    """Chapter 7's choice: each scheme's margin of the highest mean validation
     MAP@R on the unit sphere (soft-margin has none)."""
     per_scheme: Dict[str, Dict[float, List]] = {}
     for record in online["runs"]:
@@ -1582,7 +1582,7 @@ def _fold_recipe(recipe: Recipe) -> Recipe:
 
 
 def _closed_set_recipe(name: str, margin: Optional[float]) -> Recipe:
-    """The fold recipe of a scheme of chapter 6 at its margin, or BEST_RECIPE's."""
+    """The fold recipe of a scheme of chapter 7 at its margin, or BEST_RECIPE's."""
     if name == "best_recipe":
         return _fold_recipe(BEST_RECIPE)
     recipe = dataclasses.replace(
@@ -1595,7 +1595,7 @@ def _closed_set_recipe(name: str, margin: Optional[float]) -> Recipe:
 
 
 def _transfer_closed_set_candidates(results: Mapping[str, Dict]) -> Dict[str, Dict]:
-    """Chapter 6's schemes at their chosen margins, BEST_RECIPE and the
+    """Chapter 7's schemes at their chosen margins, BEST_RECIPE and the
     baselines, each on every fold."""
     margins = _chosen_mining_margins(results["online_mining"])
     candidates = {}
@@ -1821,7 +1821,7 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "online_mining": Experiment(
         name="online_mining",
         description=(
-            "Chapter 6's six ways to pick triplets on equal terms, over 5 seeds: "
+            "Chapter 7's six ways to pick triplets on equal terms, over 5 seeds: "
             "each scheme (but soft-margin) with margins 0.1, 0.2 and 0.5, and "
             "batch-all with and without L2 normalisation at margins 0.2 and 1.0; "
             "600 steps of 96 images on the book's 54,001-image split. Scores: "
@@ -1843,8 +1843,8 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "unseen_classes": Experiment(
         name="unseen_classes",
         description=(
-            "Chapter 8's two models trained on the digits 0-5 only, over 5 seeds: "
-            "the triplet embedding, chapter 7's search run again on the seen "
+            "Chapter 10's two models trained on the digits 0-5 only, over 5 seeds: "
+            "the triplet embedding, chapter 8's search run again on the seen "
             "digits (its five candidates, 6 x 16 images a step, 800 steps, and "
             "the starting recipe at learning rate 1e-2), and the softmax "
             "classifier's penultimate layer (the starting recipe's network, "
@@ -1879,7 +1879,7 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "recipe_search": Experiment(
         name="recipe_search",
         description=(
-            "Chapter 7's search for the best recipe, over 5 seeds: the best recipe "
+            "Chapter 8's search for the best recipe, over 5 seeds: the best recipe "
             "and four variations (margin 0.2, learning rate 1e-3, semi-hard "
             "mining at margin 0.2, the seed's network), each 2,000 steps on the "
             "book's 54,001-image training split. Scores: Precision@1 and MAP@R "
@@ -1991,9 +1991,9 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "transfer_closed_set": Experiment(
         name="transfer_closed_set",
         description=(
-            "The closed-set recipes that chapters 6 and 7 recommend, scored on "
+            "The closed-set recipes that chapters 7 and 8 recommend, scored on "
             "the transfer protocol's class-disjoint folds over 3 seeds: "
-            "chapter 6's six schemes, each at the margin chapter 6 chose on "
+            "chapter 7's six schemes, each at the margin chapter 7 chose on "
             "validation (online_mining's records), 600 steps of 4 x 24 images; "
             "BEST_RECIPE, 2,000 steps of 4 x 40 images; each on a fold's four "
             "training digits of the book split, float32, and scored as "
@@ -2008,6 +2008,8 @@ EXPERIMENTS: Dict[str, Experiment] = {
             "split": _SPLIT,
             "folds": [[list(t), list(h)] for t, h in TRANSFER_FOLDS],
             "references": "leave-one-out among the fold's validation images",
+            # the text the records were made with (the chapter is now 7): it is
+            # part of every run's configuration, so of its id
             "chosen_by": "chapter 6's margins: online_mining's validation MAP@R",
         },
         run=_transfer_closed_set_run,

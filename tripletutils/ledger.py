@@ -62,16 +62,16 @@ TEST_INFLUENCE: Dict[str, str] = {
     ),
     "recipe_search": (
         "yes: the starting recipe came out of tries scored on the test set and "
-        "keeps batch-all from chapter 6's test ranking; the choice among the "
+        "keeps batch-all from chapter 7's test ranking; the choice among the "
         "candidates is made on validation"
     ),
     "transfer_closed_set": (
-        "indirectly: chapter 7's BEST_RECIPE, whose start was shaped by test "
+        "indirectly: chapter 8's BEST_RECIPE, whose start was shaped by test "
         "scores; nothing is chosen on these scores"
     ),
     "unseen_classes": (
         "no, but chosen on the seen digits' validation images, which cannot "
-        "answer the question (chapter 8)"
+        "answer the question (chapter 10)"
     ),
     "transfer_validation": "no: held-out classes of the digits 0-5 only",
     "transfer_test": (

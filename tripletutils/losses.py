@@ -672,7 +672,7 @@ def triplet_diagnostics(
 
 
 # --------------------------------------------------------------------------- #
-# Pair and similarity losses (for transfer to unseen classes, chapter 8)
+# Pair and similarity losses (for transfer to unseen classes, chapter 10)
 # --------------------------------------------------------------------------- #
 def _l2_normalized(embeddings: Tensor) -> Tensor:
     """Rows scaled to unit length (a zero row stays zero, with finite gradients)."""

@@ -575,7 +575,7 @@ def mixed_precision_copy(
     run in bfloat16, which CPUs with AVX-512 BF16 or AMX execute about twice
     as fast as float32 through oneDNN. The outputs are bfloat16 (about three
     significant digits); :func:`tripletutils.evaluation.embed` returns them as
-    float32. Check that retrieval quality holds before using it (chapter 10
+    float32. Check that retrieval quality holds before using it (chapter 13
     does).
 
     Parameters

@@ -3,7 +3,7 @@
 :class:`Monitor` records, every few steps, retrieval quality on held-out
 images (Precision@1 and MAP@R, leave-one-out) and the diagnostics of
 :func:`tripletutils.losses.triplet_diagnostics` on a fixed probe batch: the
-learning curves of chapter 6 and the failure signals of chapter 9.
+learning curves of chapter 7 and the failure signals of chapter 11.
 
 This module builds on ``tripletutils.evaluation``, ``metrics`` and ``losses``.
 """

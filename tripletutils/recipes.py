@@ -6,7 +6,7 @@
 * :data:`IMPROVED_RECIPE`: the same network and budget, with pixels in [0, 1],
   a linear and L2-normalised embedding, and random triplets drawn anew every
   epoch.
-* :data:`BEST_RECIPE`: the book's best recipe (chapters 7 and 10; chapter 8
+* :data:`BEST_RECIPE`: the book's best recipe (chapters 8, 9, 12 and 13; chapter 10
   trains its network and 64-d embedding with other losses and budgets, see
   :data:`tripletutils.experiments.TRANSFER_BASE`).
 * :data:`FAST_SEED_RECIPE`, :data:`FAST_IMPROVED_RECIPE` and
@@ -75,8 +75,8 @@ IMPROVED_RECIPE = dataclasses.replace(
     l2_normalize=True,
     raw_pixels=False,
 )
-#: The book's best recipe, used in chapters 7 and 10 (chapter 8 does not train
-#: it: its methods share its network and 64-d embedding, with their own losses
+#: The book's best recipe, used in chapters 8, 9, 12 and 13 (chapter 10 does not
+#: train it: its methods share its network and 64-d embedding, with their own losses
 #: and budget, experiments.TRANSFER_BASE). A LeNet-style network, a 64-d
 #: embedding on the unit sphere, batch-all mining on 10 x 16 batches with margin
 #: 0.2, Adam from 3e-3 with cosine decay, 2,000 steps (about 1.5 minutes on 2

@@ -12,7 +12,7 @@ per reference, the recall@1 against exact search (the share of queries whose
 nearest reference is the exact one), Precision@1 by label, the throughput of
 a batched search and the latency of single queries (median and 99th
 percentile), and writes them with what identifies the code and the machine to
-:data:`SEARCH_BENCHMARK` (package data, which chapter 11 reads).
+:data:`SEARCH_BENCHMARK` (package data, which chapter 14 reads).
 
 Builds on the others: copy the package for it.
 """
@@ -52,7 +52,7 @@ __all__ = [
 #: The committed results of the search benchmark (package data).
 SEARCH_BENCHMARK = Path(__file__).resolve().parent / "results" / "search_2cores.json"
 
-#: The network whose embeddings are searched, chapter 7's recipe with a
+#: The network whose embeddings are searched, chapter 8's recipe with a
 #: shorter budget, in float32 on every CPU (so its embeddings do not depend on
 #: bfloat16 support).
 SEARCH_RECIPE = dataclasses.replace(

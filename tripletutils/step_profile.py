@@ -8,7 +8,7 @@ threads into operation kernels, by kind (convolutions, the dense layer,
 activations and pooling, dropout, the optimizer's updates, precision casts,
 the batch gather), executor work outside the kernels, and idle time, per
 step. The result goes to ``tripletutils/results/step_profile_2cores.json``
-with the code fingerprint and the machine; chapter 10 reads it.
+with the code fingerprint and the machine; chapter 12 reads it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ A recipe names every choice that changes the trained weights:
   over as many triplets as the seed's offline scheme builds from the labels;
 * the optimiser (Adam, constant or cosine-decayed learning rate);
 * how fast it runs: ``fused`` branches, ``steps_per_execution``, the
-  ``precision`` policy and the ``loop`` (chapter 10 measures what they do to
+  ``precision`` policy and the ``loop`` (chapter 12 measures what they do to
   the results).
 
 :func:`train` builds the network, the batches and the loss from a recipe,
@@ -1002,8 +1002,8 @@ def compute_precision(recipe: Recipe) -> str:
     """The precision :func:`train` computes a recipe in, on this machine.
 
     ``precision="mixed_bfloat16"`` is a speed setting, and bfloat16 is fast
-    only where the hardware computes it: elsewhere TensorFlow emulates it, about
-    eight times slower than float32 on the book's 2-core AMD EPYC (see
+    only where the hardware computes it: elsewhere TensorFlow emulates it, several
+    times slower than float32 (one informal timing on a 2-core AMD EPYC is in
     :func:`tripletutils.runtime.bfloat16_is_native`). So a bfloat16 recipe
     trains in bfloat16 where that is native and in float32 elsewhere; the
     batches are the same. No committed experiment record checks bfloat16 over
