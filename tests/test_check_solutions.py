@@ -92,3 +92,38 @@ def test_a_failing_or_empty_solution_is_reported(tmp_path, capsys):
     nbformat.write(nb, path)
     problems = check.check_chapter(path, timeout=60)
     assert any("exercise 1: TypeError" in p for p in problems)
+
+
+def test_the_executed_chapter_is_written_without_its_solutions(tmp_path):
+    pytest.importorskip("nbclient", reason="runs a kernel: the book's extra")
+    nb = nbformat.v4.new_notebook()
+    solved = EXERCISES.split("2. A question")[0]  # exercise 1 only: it runs
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 2\nprint(x * 21)"),
+        nbformat.v4.new_markdown_cell(solved),
+    ]
+    path = tmp_path / "99_toy.ipynb"
+    nbformat.write(nb, path)
+    executed = tmp_path / "stage" / "notebooks" / "99_toy.ipynb"
+    assert check.check_chapter(path, timeout=60, executed=executed) == []
+    done = nbformat.read(executed, as_version=4)
+    assert [c.cell_type for c in done.cells] == ["code", "markdown"]  # no solution
+    assert done.cells[0].outputs[0]["text"] == "42\n"
+    assert nbformat.read(path, as_version=4).cells[0].outputs == []  # source intact
+
+
+def test_a_chapter_cell_that_fails_or_writes_to_stderr_is_a_problem(tmp_path):
+    pytest.importorskip("nbclient", reason="runs a kernel: the book's extra")
+    for source, expected in (
+        ("import sys\nprint('careful', file=sys.stderr)", "stderr: 'careful"),
+        ("1 / 0", "ZeroDivisionError"),
+    ):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source)]
+        path = tmp_path / "98_toy.ipynb"
+        nbformat.write(nb, path)
+        executed = tmp_path / "stage" / "98_toy.ipynb"
+        problems = check.check_chapter(path, timeout=60, executed=executed)
+        assert len(problems) == 1 and "chapter cell 0" in problems[0], problems
+        assert expected in problems[0]
+        assert not executed.exists()  # a failed chapter is not written

@@ -12,6 +12,15 @@ answer fails as surely as a crash. The notebook file is not changed.
 Usage, from the repository root::
 
     python tools/check_solutions.py [NOTEBOOK ...]     # default: every chapter
+    python tools/check_solutions.py --executed-dir _build/stage [NOTEBOOK ...]
+
+With ``--executed-dir``, each notebook is also written there as executed (its
+own cells and their outputs, the solutions left out), at its path relative to
+the repository: ``make book`` builds the book from those copies, so that one
+run of each chapter serves the book and the check of its solutions. A notebook
+without exercises (the results ledger) is only executed and written. A chapter
+cell that fails, or writes to stderr (the book treats that as an error, as
+Jupyter Book's ``stderr_output: "error"`` does), is a problem.
 
 Exits 1 if a chapter cell or a solution fails, or a solution holds no code.
 Needs ``nbclient`` and ``nbformat`` (installed with Jupyter) and a ``python3``
@@ -92,7 +101,9 @@ def solutions(markdown: str) -> List[Dict[str, object]]:
     return found
 
 
-def check_chapter(path: Path, timeout: int = 1200) -> List[str]:
+def check_chapter(
+    path: Path, timeout: int = 1200, executed: Optional[Path] = None
+) -> List[str]:
     """Run a chapter and then its solutions; the problems found (empty: all ran).
 
     Parameters
@@ -101,6 +112,10 @@ def check_chapter(path: Path, timeout: int = 1200) -> List[str]:
         A chapter notebook.
     timeout : int, default 1200
         Seconds allowed for each cell.
+    executed : Path, optional
+        Where to write the chapter as executed (its own cells with their
+        outputs, before any solution runs); not written when a chapter cell
+        fails.
 
     Returns
     -------
@@ -130,19 +145,26 @@ def check_chapter(path: Path, timeout: int = 1200) -> List[str]:
         allow_errors=True,
         resources={"metadata": {"path": str(path.parent)}},
     )
+    own = [i for i, c in enumerate(nb.cells[:first]) if c.cell_type == "code"]
+    last_own = own[-1] if own else -1
     started = time.perf_counter()
     with client.setup_kernel():
+        if last_own < 0:  # nothing of the chapter's own to run
+            _write_executed(nb, first, executed, problems)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             t0 = time.perf_counter()
             client.execute_cell(cell, index)
             seconds = time.perf_counter() - t0
-            error = _error(cell)
             if index < first:
+                error = _error(cell) or _stderr(cell)
                 if error:
                     problems.append(f"{path.name}: chapter cell {index}: {error}")
+                if index == last_own:  # the chapter as the book shows it
+                    _write_executed(nb, first, executed, problems)
                 continue
+            error = _error(cell)
             item = found[index - first]
             label = f"{path.name}: exercise {item['exercise']}"
             if error:
@@ -150,6 +172,27 @@ def check_chapter(path: Path, timeout: int = 1200) -> List[str]:
             print(f"{label}: {'FAILED ' + error if error else 'ok'} ({seconds:.1f} s)")
     print(f"{path.name}: {time.perf_counter() - started:.0f} s in all")
     return problems
+
+
+def _write_executed(nb, first: int, executed: Optional[Path], problems: List[str]):
+    """Write the chapter's own cells, executed, unless a chapter cell failed."""
+    import copy
+
+    import nbformat
+
+    if executed is None or problems:
+        return
+    done = copy.deepcopy(nb)
+    done.cells = done.cells[:first]
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(done, executed)
+
+
+def _stderr(cell) -> Optional[str]:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            return f"stderr: {out.get('text', '')[:200]!r}"
+    return None
 
 
 def _error(cell) -> Optional[str]:
@@ -164,11 +207,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--timeout", type=int, default=1200)
+    parser.add_argument("--executed-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     problems = []
     for path in paths:
-        problems += check_chapter(Path(path).resolve(), timeout=args.timeout)
+        path = Path(path).resolve()
+        executed = None
+        if args.executed_dir is not None:
+            executed = args.executed_dir.resolve() / path.relative_to(ROOT)
+        problems += check_chapter(path, timeout=args.timeout, executed=executed)
     for line in problems:
         print("PROBLEM", line)
     return 1 if problems else 0

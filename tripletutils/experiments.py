@@ -1821,7 +1821,7 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "online_mining": Experiment(
         name="online_mining",
         description=(
-            "Chapter 7's six ways to pick triplets on equal terms, over 5 seeds: "
+            "The six ways to pick triplets on equal terms, over 5 seeds: "
             "each scheme (but soft-margin) with margins 0.1, 0.2 and 0.5, and "
             "batch-all with and without L2 normalisation at margins 0.2 and 1.0; "
             "600 steps of 96 images on the book's 54,001-image split. Scores: "
@@ -1843,8 +1843,8 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "unseen_classes": Experiment(
         name="unseen_classes",
         description=(
-            "Chapter 10's two models trained on the digits 0-5 only, over 5 seeds: "
-            "the triplet embedding, chapter 8's search run again on the seen "
+            "Two models trained on the digits 0-5 only, over 5 seeds: the "
+            "triplet embedding, the best recipe's search run again on the seen "
             "digits (its five candidates, 6 x 16 images a step, 800 steps, and "
             "the starting recipe at learning rate 1e-2), and the softmax "
             "classifier's penultimate layer (the starting recipe's network, "
@@ -1879,7 +1879,7 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "recipe_search": Experiment(
         name="recipe_search",
         description=(
-            "Chapter 8's search for the best recipe, over 5 seeds: the best recipe "
+            "The search for the best recipe, over 5 seeds: the best recipe "
             "and four variations (margin 0.2, learning rate 1e-3, semi-hard "
             "mining at margin 0.2, the seed's network), each 2,000 steps on the "
             "book's 54,001-image training split. Scores: Precision@1 and MAP@R "
@@ -1991,9 +1991,9 @@ EXPERIMENTS: Dict[str, Experiment] = {
     "transfer_closed_set": Experiment(
         name="transfer_closed_set",
         description=(
-            "The closed-set recipes that chapters 7 and 8 recommend, scored on "
-            "the transfer protocol's class-disjoint folds over 3 seeds: "
-            "chapter 7's six schemes, each at the margin chapter 7 chose on "
+            "The closed-set recipes that online_mining and recipe_search "
+            "recommend, scored on the transfer protocol's class-disjoint folds "
+            "over 3 seeds: the six mining schemes, each at the margin chosen on "
             "validation (online_mining's records), 600 steps of 4 x 24 images; "
             "BEST_RECIPE, 2,000 steps of 4 x 40 images; each on a fold's four "
             "training digits of the book split, float32, and scored as "
