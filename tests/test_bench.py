@@ -171,6 +171,11 @@ def test_time_to_quality_stops_at_the_target_and_excludes_evaluation():
     compiled = dataclasses.replace(recipe, loop="compiled", steps_per_execution=5)
     fast = time_to_quality(compiled, *data, target=target, check_every=5)
     assert fast["reached"]["step"] == first["step"]  # the same batches and weights
+    # fit with several steps per call reports once per call: the checks still
+    # fall on the same steps (a count of calls put the first at step 25)
+    blocks = dataclasses.replace(recipe, steps_per_execution=5)
+    by_blocks = time_to_quality(blocks, *data, target=None, check_every=5)
+    assert [c["step"] for c in by_blocks["checks"]] == steps
     with pytest.raises(ValueError, match="multiple of steps_per_execution"):
         time_to_quality(compiled, *data, check_every=7)
     with pytest.raises(ValueError, match="needs a triplet scheme"):

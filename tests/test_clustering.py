@@ -77,3 +77,35 @@ def test_bad_inputs():
         cluster_scores(np.zeros((3, 2)), np.array([0, 1, 1]), n_clusters=5)
     with pytest.raises(ValueError, match=r"\(N, dim\)"):
         cluster_scores(np.zeros((3,)), np.array([0, 1, 1]))
+
+
+def _nmi_by_hand(y, c):
+    """The package's former NumPy NMI: the reference scikit-learn must match."""
+
+    def entropy(counts):
+        p = counts[counts > 0] / counts.sum()
+        return float(-np.sum(p * np.log(p)))
+
+    _, yi = np.unique(y, return_inverse=True)
+    _, ci = np.unique(c, return_inverse=True)
+    joint = np.zeros((yi.max() + 1, ci.max() + 1))
+    np.add.at(joint, (yi, ci), 1.0)
+    h_y, h_c = entropy(joint.sum(axis=1)), entropy(joint.sum(axis=0))
+    if h_y == 0.0 and h_c == 0.0:
+        return 1.0
+    p = joint / joint.sum()
+    outer = np.outer(joint.sum(axis=1), joint.sum(axis=0)) / joint.sum() ** 2
+    nz = p > 0
+    return max(
+        0.0, float(np.sum(p[nz] * np.log(p[nz] / outer[nz]))) / ((h_y + h_c) / 2)
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scikit_learn_gives_the_former_numpy_nmi(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n = int(rng.integers(1, 80))
+        y = rng.integers(0, int(rng.integers(1, 7)), n)
+        c = rng.integers(0, int(rng.integers(1, 7)), n)
+        assert abs(normalized_mutual_information(y, c) - _nmi_by_hand(y, c)) < 1e-12

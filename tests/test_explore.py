@@ -309,6 +309,29 @@ def test_explorer_figure_points_legend_and_tooltips():
     assert sum(len(r.data_source.data["x"]) for r in hover.renderers) == 40
 
 
+def test_explorer_colours_a_digit_as_the_maps_do():
+    coords, labels, images = _digits(40)
+    keep = labels >= 6  # the unseen digits alone: 6..9, not ranks 0..3
+    ex = embedding_explorer(coords[keep], labels[keep], images[keep])
+    assert ex.classes == (6, 7, 8, 9)
+    fills = {}
+    for r in ex.figure.renderers:
+        data = getattr(r, "data_source", None)
+        if data is not None and len(data.data.get("label", [])):
+            fills[int(data.data["label"][0])] = r.glyph.fill_color
+    assert fills == {d: COLORBLIND[d] for d in (6, 7, 8, 9)}
+    assert fills[6] == plotting_hex(6)
+
+
+def plotting_hex(digit):
+    """The plotting module's colour of a digit, as a hex string."""
+    from matplotlib.colors import to_hex
+
+    from tripletutils.plotting import class_colors
+
+    return to_hex(class_colors([digit])[digit])
+
+
 def test_explorer_keeps_a_seeded_subset():
     coords, labels, images = _digits(500)
     a = embedding_explorer(coords, labels, images, max_points=120, seed=3)

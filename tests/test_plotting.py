@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tripletutils.plotting import (
+    class_colors,
     digit_palette,
     plot_digit_grid,
     plot_embedding_maps,
@@ -54,3 +55,45 @@ def test_retrieval_grid_marks_wrong_neighbours(tiny_data):
         plot_retrieval_grid(x[:2], y[:2], x, y, np.array([[0, 99], [1, 2]]))
     with pytest.raises(ValueError, match="neighbours"):
         plot_retrieval_grid(x[:2], y[:2], x, y, nn[:1])
+
+
+def _map_colors(fig):
+    """Each legend label of an embedding map and the colour of its points."""
+    ax = fig.axes[0]
+    return {
+        c.get_label(): tuple(np.round(c.get_facecolor()[0][:3], 6))
+        for c in ax.collections
+    }
+
+
+def test_a_digit_has_its_colour_whichever_digits_are_shown():
+    xy = np.random.default_rng(0).random((8, 2))
+    palette = digit_palette(10)
+    fig = plot_embedding_maps({"a": {"PCA": xy}}, np.array([6, 7, 8, 9] * 2))
+    got = _map_colors(fig)
+    assert set(got) == {"6", "7", "8", "9"}  # the unseen digits alone
+    for d in (6, 7, 8, 9):  # the colour of digit d, not of rank d - 6
+        assert got[str(d)] == tuple(np.round(palette[d], 6))
+    assert class_colors([9, 2]) == {9: palette[9], 2: palette[2]}
+
+
+def test_labels_outside_the_digits_are_drawn_not_dropped():
+    xy = np.random.default_rng(0).random((6, 2))
+    labels = np.array([3, 12, 12, 40, 3, 40])
+    fig = plot_embedding_maps({"a": {"PCA": xy}}, labels)
+    got = _map_colors(fig)
+    assert set(got) == {"3", "12", "40"}  # every class, none dropped
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 6
+    assert len(set(got.values())) == 3  # told apart by colour
+    assert fig.legends[0].get_title().get_text() == "class"
+
+
+def test_class_colors_rejects_bad_input():
+    with pytest.raises(TypeError, match="ints"):
+        class_colors([1.5, 2])
+    with pytest.raises(ValueError, match="distinct"):
+        class_colors([1, 1])
+    with pytest.raises(ValueError, match="at most 20"):
+        class_colors(list(range(10, 31)))
+    with pytest.raises(ValueError, match="1-D integer"):
+        plot_embedding_maps({"a": {"PCA": np.zeros((2, 2))}}, np.array([0.5, 1.0]))

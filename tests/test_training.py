@@ -20,6 +20,7 @@ from tripletutils.training import (
     build_recipe_net,
     build_training_model,
     compiled_train_function,
+    compute_precision,
     make_loss,
     make_optimizer,
     recipe_inputs,
@@ -785,3 +786,31 @@ def test_cosine_baseline_learns_with_cos_over_temperature_logits(tiny_data):
     )
     assert not _augmentation_layers(net_a) and _augmentation_layers(clf_a)
     assert not _weights_equal(net_a, net_p)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["fit", "compiled"])
+def test_train_in_mixed_float16(loop):
+    """The precision Recipe accepts besides float32 and bfloat16, trained for real:
+    float16 arithmetic, float32 weights and embeddings, finite losses, and a first
+    step (before any update; no dropout, whose masks differ between the two
+    networks) that agrees with float32 to float16's rounding."""
+    # noise images of 10 classes: active triplets at every step, so every step has
+    # a gradient (on the easy tiny_data batch-all's loss is 0 from the second step,
+    # and a check that the weights moved would test the data, not the precision)
+    x = np.random.default_rng(0).random((240, 28, 28, 1)).astype(np.float32)
+    y = np.arange(240) % 10
+    base = Recipe("r", p=4, k=6, steps=6, embedding_dim=8, loop=loop, dropout=0.0)
+    half = dataclasses.replace(base, precision="mixed_float16")
+    assert compute_precision(half) == "mixed_float16"  # kept as asked, any CPU
+    start = [w.copy() for w in build_recipe_net(half, seed=0).get_weights()]
+    net, _, hist = train(half, x[:200], y[:200], seed=0)
+    assert hist["precision"] == "mixed_float16"
+    assert np.all(np.isfinite(hist["step_loss"])) and len(hist["step_loss"]) == 6
+    weights = net.get_weights()
+    assert all(w.dtype == np.float32 and np.all(np.isfinite(w)) for w in weights)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, start))  # it trained
+    e = net(x[:4], training=False)
+    assert e.dtype == "float32"
+    _, _, ref = train(base, x[:200], y[:200], seed=0)
+    assert hist["step_loss"][0] == pytest.approx(ref["step_loss"][0], rel=1e-2)

@@ -108,3 +108,28 @@ def test_bad_inputs():
         pair_distances(np.zeros((2, 2)), np.array([[0, 2]]))
     with pytest.raises(ValueError, match=r"\(P, 2\)"):
         pair_distances(np.zeros((2, 2)), np.array([0, 1]))
+
+
+def _roc_by_hand(d, same):
+    """The package's former NumPy ROC curve: the reference scikit-learn must match."""
+    order = np.argsort(d, kind="stable")
+    d, s = d[order], same[order]
+    tp, fp = np.cumsum(s), np.cumsum(~s)
+    last = np.r_[d[1:] != d[:-1], True]  # last position of each distinct distance
+    tpr = np.r_[0.0, tp[last] / s.sum()]
+    fpr = np.r_[0.0, fp[last] / (~s).sum()]
+    return fpr, tpr, np.r_[-np.inf, d[last]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scikit_learn_gives_the_former_numpy_curve_and_area(seed):
+    rng = np.random.default_rng(seed)
+    d = np.round(rng.random(300), 2)  # many ties
+    same = rng.random(300) < 0.4
+    fpr, tpr, thresholds = roc_curve(d, same)
+    ref_fpr, ref_tpr, ref_thresholds = _roc_by_hand(d, same)
+    np.testing.assert_array_equal(thresholds, ref_thresholds)
+    np.testing.assert_allclose(fpr, ref_fpr, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(tpr, ref_tpr, rtol=0, atol=1e-15)
+    trapezoids = float(np.sum(np.diff(ref_fpr) * (ref_tpr[1:] + ref_tpr[:-1]) / 2))
+    assert abs(roc_auc(d, same) - trapezoids) < 1e-12

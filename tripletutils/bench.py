@@ -396,10 +396,19 @@ class _QualityClock(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._elapsed = 0.0
         self._start = time.perf_counter()
+        self._epoch_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._steps
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        if self._steps % self.every == 0:
+        # ``batch`` is the last step done in this epoch: under fit with
+        # steps_per_execution > 1 one call covers several steps, and the
+        # compiled loop calls once per step; counting calls would miscount
+        done = self._epoch_start + int(batch) + 1
+        passed = done // self.every > self._steps // self.every
+        self._steps = done
+        if passed:
             self._check()
 
     def on_train_end(self, logs=None):

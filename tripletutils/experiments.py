@@ -235,6 +235,9 @@ def bootstrap_interval(
 ) -> Dict[str, float]:
     """Percentile bootstrap interval of a mean over test queries (one model).
 
+    SciPy's ``scipy.stats.bootstrap`` (``method="percentile"``), queries drawn
+    with replacement, 100 resamples at a time.
+
     Parameters
     ----------
     per_query : sequence of float
@@ -254,13 +257,19 @@ def bootstrap_interval(
     c = _check_confidence(confidence)
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
         raise ValueError(f"resamples must be an int >= 100, got {resamples!r}")
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    for start in range(0, resamples, 100):  # bounded memory: 100 x Q at a time
-        stop = min(start + 100, resamples)
-        idx = rng.integers(0, len(v), size=(stop - start, len(v)))
-        means[start:stop] = v[idx].mean(axis=1)
-    low, high = np.quantile(means, [(1 - c) / 2, (1 + c) / 2])
+    from scipy.stats import bootstrap
+
+    found = bootstrap(
+        (v,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=c,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+        batch=100,  # bounded memory: 100 x Q at a time
+        vectorized=True,
+    )
+    low, high = found.confidence_interval
     return {
         "n": len(v),
         "mean": float(v.mean()),

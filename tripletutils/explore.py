@@ -596,8 +596,10 @@ def embedding_explorer(
 ) -> EmbeddingExplorer:
     """An interactive map of embedded images: hover, hide classes, pan and zoom.
 
-    Every point is drawn at its 2-D coordinates in its class's colour (the book's
-    colour-blind-safe palette for up to 10 classes) and, with ``groups``, in its
+    Every point is drawn at its 2-D coordinates in its class's colour (digits 0..9
+    in the book's colour-blind-safe colour for each digit, the same as in
+    :func:`tripletutils.plotting.plot_embedding_maps`, whichever digits are shown;
+    other labels, up to 20, in Bokeh's Category20 by rank) and, with ``groups``, in its
     group's marker shape. Hovering a point shows its image (a PNG thumbnail embedded
     in the page), its label and its id; clicking a legend entry hides or shows that
     class; the toolbar pans, zooms (box or wheel) and resets.
@@ -683,11 +685,13 @@ def embedding_explorer(
     xy, labels, pixels, ids = xy[keep], labels[keep], pixels[keep], ids[keep]
     group_of = None if group_of is None else [group_of[i] for i in keep]
     classes = tuple(int(c) for c in np.unique(labels))
-    palette = COLORBLIND if len(classes) <= len(COLORBLIND) else Category20[20]
-    if len(classes) > len(palette):
+    if all(0 <= c <= 9 for c in classes):  # a digit's colour in every figure
+        palette = [COLORBLIND[c] for c in classes]
+    elif len(classes) <= 20:  # by rank, as plotting.class_colors does
+        palette = list(Category20[20][: len(classes)])
+    else:
         raise ValueError(
-            f"at most {len(palette)} classes can be told apart by colour, got "
-            f"{len(classes)}"
+            f"at most 20 classes can be told apart by colour, got {len(classes)}"
         )
     group_names = tuple(sorted(set(group_of))) if group_of is not None else ()
     if len(group_names) > len(MARKERS):

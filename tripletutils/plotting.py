@@ -17,6 +17,7 @@ import seaborn as sns
 
 __all__ = [
     "digit_palette",
+    "class_colors",
     "plot_digit_grid",
     "plot_triplets",
     "plot_embedding_maps",
@@ -38,6 +39,49 @@ def digit_palette(n: int = 10) -> list:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     return sns.color_palette("colorblind", n)
+
+
+def class_colors(classes: Sequence[int]) -> Dict[int, tuple]:
+    """The colour of each class, the same in every figure of the book.
+
+    Parameters
+    ----------
+    classes : sequence of int
+        Distinct class labels.
+
+    Returns
+    -------
+    dict of int to tuple of float
+        RGB per class. Digits 0..9 take the colour of their digit in
+        :func:`digit_palette` (whichever of them are present), as the embedding
+        explorer does; other labels take matplotlib's ``tab20`` colours (the
+        same as Bokeh's ``Category20``, which the explorer uses for them) by
+        their rank, which tells up to 20 classes apart but is not colour-blind
+        safe.
+
+    Raises
+    ------
+    TypeError
+        If a class is not an int.
+    ValueError
+        If classes repeat, or there are more than 20 of labels outside 0..9.
+    """
+    classes = list(classes)
+    if any(
+        isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in classes
+    ):
+        raise TypeError(f"classes must be ints, got {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {classes!r}")
+    if all(0 <= c <= 9 for c in classes):
+        palette = digit_palette(10)
+        return {int(c): palette[int(c)] for c in classes}
+    if len(classes) > 20:
+        raise ValueError(
+            f"at most 20 classes can be told apart by colour, got {len(classes)}"
+        )
+    palette = sns.color_palette("tab20", 20)
+    return {int(c): palette[k] for k, c in enumerate(sorted(classes))}
 
 
 def _check_images_labels(images: np.ndarray, labels: np.ndarray) -> None:
@@ -171,19 +215,33 @@ def plot_embedding_maps(
         ``maps[row][method]`` is an array of shape ``(N, 2)``, e.g.
         ``{"raw pixels": {"PCA": ..., "t-SNE": ..., "UMAP": ...}, ...}``.
     labels : numpy.ndarray
-        Integer labels 0..9, shape ``(N,)``.
+        Integer class labels, shape ``(N,)``. Every class is drawn: digits 0..9
+        in the book's colours for them (:func:`class_colors`), so a digit has
+        the same colour in every figure and in the embedding explorer.
     title : str
     point_size : float, default 3.0
 
     Returns
     -------
     matplotlib.figure.Figure
-        With one legend of the digits.
+        With one legend of the classes.
+
+    Raises
+    ------
+    ValueError
+        On empty ``maps``, mismatched shapes, labels that are not 1-D integers,
+        or more than 20 classes (too many to tell apart by colour).
     """
     if not maps:
         raise ValueError("maps must hold at least one representation")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}"
+        )
+    classes = [int(c) for c in np.unique(labels)]
+    colors = class_colors(classes)
     methods = list(next(iter(maps.values())))
-    palette = digit_palette(10)
     fig, axes = plt.subplots(
         len(maps),
         len(methods),
@@ -203,13 +261,13 @@ def plot_embedding_maps(
                     f"({len(labels)}, 2), got {xy.shape}"
                 )
             ax = axes[r, c]
-            for d in range(10):
+            for d in classes:
                 sel = labels == d
                 ax.scatter(
                     xy[sel, 0],
                     xy[sel, 1],
                     s=point_size,
-                    color=palette[d],
+                    color=colors[d],
                     label=str(d),
                     alpha=0.8,
                     linewidths=0,
@@ -220,8 +278,14 @@ def plot_embedding_maps(
             ax.set_xticks([])
             ax.set_yticks([])
     handles, names = axes[0, 0].get_legend_handles_labels()
+    digits = all(0 <= c <= 9 for c in classes)
     fig.legend(
-        handles, names, title="digit", loc="center right", markerscale=4, frameon=False
+        handles,
+        names,
+        title="digit" if digits else "class",
+        loc="center right",
+        markerscale=4,
+        frameon=False,
     )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 0.93, 1))

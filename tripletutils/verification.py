@@ -12,7 +12,7 @@ closer than a random different-class pair (ties count one half). A working
 threshold is chosen on validation pairs (highest accuracy) and then applied,
 unchanged, to test pairs.
 
-Imports numpy only, so it can be copied alone.
+Imports numpy and scikit-learn (its ROC curve and AUC) only, so it can be copied alone.
 """
 
 from __future__ import annotations
@@ -175,18 +175,21 @@ def roc_curve(
         distinct distance in increasing order (the last accepts everything:
         FPR = TPR = 1).
     """
+    from sklearn.metrics import roc_curve as sklearn_roc_curve
+
     d, same = _scores(distances, same)
-    order = np.argsort(d, kind="stable")
-    d, s = d[order], same[order]
-    tp, fp = np.cumsum(s), np.cumsum(~s)
-    last = np.r_[d[1:] != d[:-1], True]  # last position of each distinct distance
-    tpr = np.r_[0.0, tp[last] / s.sum()]
-    fpr = np.r_[0.0, fp[last] / (~s).sum()]
-    return fpr, tpr, np.r_[-np.inf, d[last]]
+    # scikit-learn ranks by a score, larger meaning "same": the negated distance,
+    # every distinct one kept; its thresholds +inf, -d_min, ... become -inf, d_min, ...
+    fpr, tpr, thresholds = sklearn_roc_curve(same, -d, drop_intermediate=False)
+    return (
+        fpr.astype(np.float64),
+        tpr.astype(np.float64),
+        -thresholds.astype(np.float64),
+    )
 
 
 def roc_auc(distances: np.ndarray, same: np.ndarray) -> float:
-    """Area under the ROC curve of :func:`roc_curve` (trapezoids).
+    """Area under the ROC curve of :func:`roc_curve` (scikit-learn's ``roc_auc_score``).
 
     Equals the probability that a random same-class pair has a smaller
     distance than a random different-class pair, ties counting one half.
@@ -204,8 +207,10 @@ def roc_auc(distances: np.ndarray, same: np.ndarray) -> float:
         In [0, 1]; 1 when every same-class pair is closer than every
         different-class pair, 0.5 for a verifier that guesses.
     """
-    fpr, tpr, _ = roc_curve(distances, same)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    from sklearn.metrics import roc_auc_score
+
+    d, same = _scores(distances, same)
+    return float(roc_auc_score(same, -d))  # scikit-learn's, ties counting one half
 
 
 def verification_accuracy(
