@@ -20,7 +20,7 @@
 #   make browser  Debian's chromium + chromium-driver for the browser tests (root)
 #   make lab      JupyterLab on notebooks/ with the book's kernel
 #   make publish  _build/html -> the gh-pages branch (ghp-import), pushed
-#   make test-oldest  unit tests against the oldest supported TensorFlow/Keras
+#   make test-oldest  unit tests against the oldest supported version of every dependency
 #   make repo-url URL=https://github.com/you/fork   a fork's one-line change
 #
 # Offline machines: export TRIPLETUTILS_MNIST=/path/to/mnist.npz first.

@@ -70,3 +70,24 @@ def test_lock_pins_every_requirement_exactly():
     for name in pyproject_requirements():
         if name not in ("jupyterlab",):  # the `lab` extra is not in make setup
             assert name in lock, f"{name} is not pinned in constraints.txt"
+
+
+def test_the_oldest_set_pins_every_dependency_at_its_floor():
+    """`make test-oldest` installs the package's dependencies and the experiments
+    and search extras; constraints-oldest.txt pins each at the release its floor
+    names (a floor of 2.16 is met by 2.16.x), so the oldest set is tested whole."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = data["optional-dependencies"]
+    reqs = list(data["dependencies"]) + extras["experiments"] + extras["search"]
+    pins = {}
+    for line in (ROOT / "constraints-oldest.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[_name(name)] = version.strip()
+    for req in reqs:
+        floor = re.search(r">=([\d.]+)", req).group(1)
+        name = _name(req)
+        assert name in pins, f"{name} has no pin in constraints-oldest.txt"
+        pinned, wanted = pins[name].split("."), floor.split(".")
+        assert pinned[: len(wanted)] == wanted, f"{name}: {pins[name]} for >={floor}"

@@ -215,10 +215,17 @@ def _glued_numbers(nb):
             yield name, value
 
 
+#: How close a glued number must be to a ledger value to be the same number. The
+#: chapters glued theirs with the locked SciPy; `make test-oldest` rebuilds the
+#: ledger with SciPy 1.11, whose Student-t quantile differs in the 12th digit
+#: (1.3e-12 on transfer_closed_set's interval): the same statistic, not another.
+SAME_NUMBER = 1e-9
+
+
 def _listed(values, value):
     i = np.searchsorted(values, value)
     near = values[max(i - 1, 0) : i + 1]
-    return bool(np.any(np.abs(near - value) <= 1e-12 * max(1.0, abs(value))))
+    return bool(np.any(np.abs(near - value) <= SAME_NUMBER * max(1.0, abs(value))))
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
@@ -240,6 +247,7 @@ def test_every_glued_interval_statistic_is_in_the_ledger(nb, committed_values):
 def test_the_check_catches_a_number_the_ledger_lacks(committed_values):
     assert _listed(committed_values, float(committed_values[3]))
     assert not _listed(committed_values, float(committed_values[3]) + 1e-6)
+    assert not _listed(committed_values, float(committed_values[3]) + 1e-8)
 
 
 def test_exemptions_name_glued_keys():
